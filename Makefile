@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+# Everything installs into .venv from requirements.lock (exact versions, hashes).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test bench install protos lock clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned dependencies
+
+run: install  ## run the main job on embedded defaults
+	$(VENV)/bin/maestromotif up
+
+test: install  ## install and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
+	$(PY) -m benchmarks
+
+protos: install  ## regenerate the gRPC stubs from protos/
+	$(PY) -m maestromotif.protogen
+
+lock:  ## re-resolve requirements.in into requirements.lock
+	$(PY) -m pip install --quiet pip-tools==7.6.2
+	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --generate-hashes \
+	  --strip-extras --allow-unsafe -o requirements.lock requirements.in
+
+clean:  ## remove the virtual environment
+	rm -rf $(VENV)

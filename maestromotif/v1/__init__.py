@@ -1,0 +1,1 @@
+"""Generated gRPC stubs of the maestromotif.v1 API (see protos/). Do not edit."""
