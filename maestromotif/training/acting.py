@@ -1,0 +1,54 @@
+"""Acting with SF2's actor-critic: one batched forward for many environments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from maestromotif.training.trajectories import PolicyStep
+
+
+def act(
+    model: Any,
+    obs: dict[str, torch.Tensor],
+    rnn_states: torch.Tensor,
+    policy_version: int,
+    *,
+    deterministic: bool = False,
+) -> tuple[PolicyStep, torch.Tensor]:
+    """Sample actions for a batch; returns numpy outputs and the new recurrent states.
+
+    Runs under ``no_grad`` (not ``inference_mode``: tensors made there cannot enter
+    training later). The caller holds the weight lock if training runs concurrently.
+    """
+    from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
+
+    with torch.no_grad():
+        normalized = prepare_and_normalize_obs(model, dict(obs))
+        result = model(normalized, rnn_states)
+        logits = result["action_logits"]
+        if deterministic:
+            actions = logits.argmax(dim=-1)
+            log_probs = torch.log_softmax(logits, dim=-1).gather(1, actions[:, None]).squeeze(1)
+        else:
+            actions = result["actions"].reshape(-1)
+            log_probs = result["log_prob_actions"].reshape(-1)
+        n = rnn_states.shape[0]
+        step = PolicyStep(
+            actions=actions.reshape(n).to("cpu", torch.int64).numpy(),
+            action_logits=logits.reshape(n, -1).float().cpu().numpy(),
+            log_prob_actions=log_probs.reshape(n).float().cpu().numpy(),
+            values=result["values"].reshape(n).float().cpu().numpy(),
+            policy_version=int(policy_version),
+        )
+        return step, result["new_rnn_states"].reshape(n, -1)
+
+
+def reset_done_states(rnn_states: torch.Tensor, dones: np.ndarray) -> torch.Tensor:
+    """Zero the recurrent state of envs whose episode just ended (skill switches keep it)."""
+    if dones.any():
+        mask = torch.from_numpy(~dones.astype(bool)).to(rnn_states.device, rnn_states.dtype)
+        rnn_states = rnn_states * mask[:, None]
+    return rnn_states

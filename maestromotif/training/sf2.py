@@ -1,0 +1,299 @@
+"""Driving sample-factory 2.1.1's APPO ``Learner`` from our own process.
+
+We use SF2's learner (losses, V-trace, optimizer, checkpoints) but none of its runner,
+samplers or batchers: trajectories come from our actors through the learner service.
+The recipe (checked, see docs dependencies.md): ``parse_sf_args`` + ``parse_full_cfg`` +
+``preprocess_cfg``; a hand-built ``EnvInfo`` with a gymnasium ``Dict`` observation space;
+an int32 policy-version tensor and a ``ParameterServer``; then ``Learner.init()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from maestromotif.models.policy import (
+    get_preset,
+    policy_action_space,
+    policy_observation_space,
+    register_policy_model,
+)
+from maestromotif.training.settings import TrainingSettings
+
+POLICY_ID = 0
+EXTRA_KEY = "maestromotif"  # our additions to SF2's checkpoint dict
+MANIFEST_NAME = "manifest.json"
+
+
+def quiet_sf2_logs(level: int = logging.WARNING) -> None:
+    """SF2 logs every model build and checkpoint at INFO/DEBUG; keep services' logs readable."""
+    from sample_factory.utils.utils import log
+
+    log.setLevel(level)
+
+
+def build_sf2_config(settings: TrainingSettings, train_dir: str | os.PathLike, experiment: str) -> Any:
+    """SF2 config with the method's hyperparameters (method.md 7)."""
+    from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
+
+    preset = get_preset(settings.resolved_preset())
+    device = settings.resolved_device()
+    argv = [
+        "--env=maestromotif_nethack",
+        f"--experiment={experiment}",
+        f"--train_dir={Path(train_dir)}",
+        f"--device={'gpu' if device.startswith('cuda') else 'cpu'}",
+        f"--seed={settings.seed}",
+        "--with_vtrace=True",
+        "--vtrace_rho=1.0",
+        "--vtrace_c=1.0",
+        f"--rollout={settings.rollout}",
+        f"--recurrence={settings.rollout}",
+        f"--batch_size={settings.batch_size}",
+        "--num_batches_per_epoch=1",
+        f"--num_epochs={settings.num_epochs}",
+        f"--max_policy_lag={settings.max_policy_lag}",
+        f"--gamma={settings.gamma}",
+        f"--ppo_clip_ratio={settings.ppo_clip_ratio}",
+        f"--ppo_clip_value={settings.ppo_clip_value}",
+        f"--value_loss_coeff={settings.value_loss_coeff}",
+        f"--exploration_loss_coeff={settings.entropy_coeff}",
+        "--exploration_loss=entropy",
+        f"--learning_rate={settings.learning_rate}",
+        "--lr_schedule=constant",
+        f"--adam_eps={settings.adam_eps}",
+        f"--max_grad_norm={settings.max_grad_norm}",
+        "--reward_scale=1.0",  # our rewards arrive already shaped
+        "--reward_clip=1000000.0",
+        "--value_bootstrap=False",
+        "--normalize_returns=False",
+        "--normalize_input=False",  # only the image is scaled (inside the model)
+        "--obs_scale=1.0",
+        "--use_rnn=True",
+        "--rnn_type=gru",
+        f"--rnn_size={preset.core}",
+        "--rnn_num_layers=1",
+        "--decoder_mlp_layers",  # empty: heads sit directly on the GRU output
+        "--policy_initialization=orthogonal",
+        "--actor_critic_share_weights=True",
+        f"--keep_checkpoints={settings.keep_checkpoints}",
+        "--num_policies=1",
+    ]
+    parser, _ = parse_sf_args(argv)
+    parser.add_argument("--policy_preset", type=str, default=preset.name)
+    cfg = parse_full_cfg(parser, argv + [f"--policy_preset={preset.name}"])
+    return cfg
+
+
+def build_env_info() -> Any:
+    from sample_factory.algo.utils.env_info import EnvInfo
+
+    return EnvInfo(
+        obs_space=policy_observation_space(),
+        action_space=policy_action_space(),
+        num_agents=1,
+        gpu_actions=False,
+        gpu_observations=False,
+        action_splits=[],
+        all_discrete=True,
+        frameskip=1,
+    )
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _make_learner_class():  # noqa: ANN202 - SF2 is imported lazily
+    from sample_factory.algo.learning.learner import Learner
+
+    class MaestroLearner(Learner):
+        """SF2's Learner plus our checkpoint extras (counters, RNG, preset, config hash)."""
+
+        extra_state: dict[str, Any]
+        loaded_extra: dict[str, Any] | None = None
+
+        def _get_checkpoint_dict(self) -> dict[str, Any]:
+            checkpoint = super()._get_checkpoint_dict()
+            checkpoint[EXTRA_KEY] = {**self.extra_state, "rng": _rng_state()}
+            return checkpoint
+
+        def _load_state(self, checkpoint_dict: dict[str, Any], load_progress: bool = True) -> None:
+            super()._load_state(checkpoint_dict, load_progress)
+            extra = checkpoint_dict.get(EXTRA_KEY)
+            if extra is not None:
+                if extra.get("preset") != self.extra_state.get("preset"):
+                    raise ValueError(
+                        f"checkpoint: preset {extra.get('preset')!r} does not match the configured "
+                        f"{self.extra_state.get('preset')!r}"
+                    )
+                self.loaded_extra = extra
+                if "rng" in extra:
+                    _set_rng_state(extra["rng"])
+
+    return MaestroLearner
+
+
+class LearnerDriver:
+    """Owns one SF2 ``Learner``: init/resume, train on our batches, atomic checkpoints."""
+
+    def __init__(self, settings: TrainingSettings, train_dir: str | os.PathLike, experiment: str = "policy") -> None:
+        from sample_factory.algo.utils.model_sharing import ParameterServer
+        from sample_factory.cfg.arguments import preprocess_cfg
+
+        register_policy_model()
+        quiet_sf2_logs()
+        self.settings = settings
+        self.cfg = build_sf2_config(settings, train_dir, experiment)
+        self.env_info = build_env_info()
+        if not preprocess_cfg(self.cfg, self.env_info):
+            raise ValueError("training settings: sample-factory rejected the configuration (see its log)")
+        self.policy_versions = torch.zeros(1, dtype=torch.int32)
+        self.param_server = ParameterServer(POLICY_ID, self.policy_versions, serial_mode=False)
+        learner_cls = _make_learner_class()
+        self.learner = learner_cls(self.cfg, self.env_info, self.policy_versions, POLICY_ID, self.param_server)
+        self.preset = self.cfg.policy_preset
+        self.learner.extra_state = {"preset": self.preset, "config_hash": settings.config_hash(), "counters": {}}
+        self.learner.init()
+        self.device = self.learner.device
+        self.actor_critic = self.learner.actor_critic
+        self._write_config_json()
+
+    # --- state -----------------------------------------------------------------------------
+    @property
+    def policy_version(self) -> int:
+        return int(self.learner.train_step)
+
+    @property
+    def samples_trained(self) -> int:
+        return int(self.learner.env_steps)
+
+    @property
+    def resumed_counters(self) -> dict[str, int]:
+        """Our counters saved with the checkpoint we resumed from (empty on a fresh start)."""
+        extra = self.learner.loaded_extra or {}
+        return dict(extra.get("counters", {}))
+
+    @property
+    def lock(self):  # noqa: ANN201 - a multiprocessing lock
+        """Held while weights change; hold it while acting with ``actor_critic``."""
+        return self.param_server.policy_lock
+
+    # --- training --------------------------------------------------------------------------
+    def train(self, batch: Any) -> dict[str, float] | None:
+        """One SF2 ``train()`` call on a TensorDict batch; returns scalar stats when SF2 reports them."""
+        # V-trace in SF2 2.1.1 reads mb.advantages when writing summaries (GAE-only field):
+        # give it zeros (the summary's adv_* figures are then meaningless).
+        batch["advantages"] = torch.zeros_like(batch["rewards"])
+        stats = self.learner.train(batch)
+        if stats is None:
+            return None
+        from sample_factory.utils.typing import PolicyID  # noqa: F401 - keep SF2 import surface explicit
+
+        train_stats = stats.get("train")
+        if not train_stats:
+            return {}
+        return {k: float(v) for k, v in train_stats.items()}
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def save(self, counters: dict[str, int]) -> str:
+        """Write a checkpoint atomically (SF2 writes a temp file and renames) plus a manifest."""
+        self.learner.extra_state["counters"] = dict(counters)
+        if not self.learner.save():
+            raise RuntimeError("checkpoint: the learner is not initialized")
+        path = self.latest_checkpoint()
+        assert path is not None
+        manifest = {
+            "checkpoint": os.path.basename(path),
+            "policy_version": self.policy_version,
+            "samples_trained": self.samples_trained,
+            "preset": self.preset,
+            "config_hash": self.settings.config_hash(),
+            "counters": dict(counters),
+        }
+        _atomic_write_text(Path(path).parent / MANIFEST_NAME, json.dumps(manifest, indent=2))
+        return path
+
+    def checkpoint_dir(self) -> Path:
+        return Path(self.learner.checkpoint_dir(self.cfg, POLICY_ID))
+
+    def latest_checkpoint(self) -> str | None:
+        found = self.learner.get_checkpoints(str(self.checkpoint_dir()), "checkpoint_*")
+        return found[-1] if found else None
+
+    def _write_config_json(self) -> None:
+        # SF2's own tools (enjoy, summaries) look for config.json in the experiment folder
+        from sample_factory.utils.utils import cfg_file
+
+        _atomic_write_text(Path(cfg_file(self.cfg)), json.dumps(vars(self.cfg), indent=2, default=str))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_policy_for_inference(checkpoint: str | os.PathLike, device: str = "auto") -> tuple[Any, dict[str, Any]]:
+    """Build the actor-critic from a checkpoint file alone (serve mode); returns (model, info)."""
+    from sample_factory.model.actor_critic import create_actor_critic
+
+    register_policy_model()
+    quiet_sf2_logs()
+    target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    data = torch.load(checkpoint, map_location=target, weights_only=False)
+    if not isinstance(data, dict) or "model" not in data:
+        raise ValueError(f"checkpoint: {checkpoint} is not a policy checkpoint (no 'model' entry)")
+    extra = data.get(EXTRA_KEY) or {}
+    preset = extra.get("preset")
+    if preset is None:
+        raise ValueError(f"checkpoint: {checkpoint} has no preset recorded")
+    settings = TrainingSettings(preset=preset, device="cuda" if target.startswith("cuda") else "cpu")
+    cfg = build_sf2_config(settings, tempfile.gettempdir(), "serve")
+    model = create_actor_critic(cfg, policy_observation_space(), policy_action_space())
+    model.load_state_dict(data["model"])
+    model.model_to_device(torch.device(target))
+    model.eval()
+    info = {"preset": preset, "policy_version": int(data.get("train_step", 0)), "config_hash": extra.get("config_hash", "")}
+    return model, info
+
+
+def rnn_size_of(model: Any) -> int:
+    return int(model.core.core.hidden_size)
+
+
+def zeros_rnn(n: int, size: int, device: torch.device | str) -> Tensor:
+    return torch.zeros(n, size, device=device)
