@@ -1,0 +1,268 @@
+"""``maestromotif serve`` and ``maestromotif up``: run one service, or all of them on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from maestromotif.kit.config import ConfigError, parse_assignments
+from maestromotif.kit.server import SERVICES_PACKAGE, ServiceSpec, available_services, load_spec
+
+# Start order when dependencies do not decide it; also the order of --base-port offsets,
+# which matches the default ports (learner 50051, actors 50052, reward 50053, ...).
+CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen")
+# Test hook: the package `up`/`serve` look services up in (hidden option, env override).
+_PACKAGE_ENV = "MAESTROMOTIF_SERVICES_PACKAGE"
+
+
+def _package(option: str | None) -> str:
+    return option or os.environ.get(_PACKAGE_ENV) or SERVICES_PACKAGE
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code)
+
+
+def serve_command(
+    service: Annotated[str, typer.Argument(help="Service to run (learner, actors, reward, annotator, codegen).")],
+    port: Annotated[int | None, typer.Option(help="gRPC port (overrides config; 0 picks a free one).")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port (overrides config).")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (overrides config).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (flat or with a <service>: section).")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="field=value override; repeatable.")] = None,
+    package: Annotated[str | None, typer.Option(hidden=True, help="Package holding the services.")] = None,
+) -> None:
+    """Run one service in the foreground until SIGTERM/SIGINT, then drain and exit.
+
+    Configuration precedence: flags (--port, --metrics-port, --host, --set) >
+    environment MAESTROMOTIF_<SERVICE>_<FIELD> > --config file > defaults.
+    """
+    from maestromotif.kit.server import serve
+
+    try:
+        spec = load_spec(service, _package(package))
+        overrides: dict[str, Any] = parse_assignments(set_ or [])
+        for key, value in (("port", port), ("metrics_port", metrics_port), ("host", host)):
+            if value is not None:
+                overrides[key] = value
+        cfg = spec.load_config(config_file=config, overrides=overrides)
+        code = serve(spec, cfg)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    raise typer.Exit(code)
+
+
+@dataclass
+class _Child:
+    spec: ServiceSpec
+    port: int
+    metrics_port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def start_order(specs: dict[str, ServiceSpec]) -> list[str]:
+    """Dependencies first (depends_on among the chosen services), ties in canonical order."""
+    rank = {name: i for i, name in enumerate(CANONICAL_ORDER)}
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in order:
+            return
+        if name in visiting:
+            raise ConfigError("services: dependency cycle " + " -> ".join((*path, name)))
+        visiting.add(name)
+        for dep in sorted(specs[name].depends_on, key=lambda n: (rank.get(n, 99), n)):
+            if dep in specs:  # a dependency not started here is the service's own business
+                visit(dep, (*path, name))
+        visiting.discard(name)
+        order.append(name)
+
+    for name in sorted(specs, key=lambda n: (rank.get(n, 99), n)):
+        visit(name, ())
+    return order
+
+
+def _terminate(children: list[_Child], grace_s: float) -> None:
+    """SIGTERM every child's process group (reverse start order), SIGKILL what is left after grace."""
+    for child in reversed(children):
+        if child.proc.poll() is None:
+            try:
+                os.killpg(child.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace_s
+    for child in reversed(children):
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            child.proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            pass
+    for child in children:
+        # Kill the whole group even if the leader exited: helpers it spawned must not survive.
+        try:
+            os.killpg(child.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if child.proc.poll() is None:
+            child.proc.wait()
+
+
+def _serve_argv(name: str, package: str, port: int, metrics_port: int, sets: list[str]) -> list[str]:
+    launcher = "import sys; from maestromotif.cli import app; app(prog_name='maestromotif')"
+    argv = [sys.executable, "-c", launcher, "serve", name, "--port", str(port), "--metrics-port", str(metrics_port)]
+    if package != SERVICES_PACKAGE:
+        argv += ["--package", package]
+    for s in sets:
+        argv += ["--set", s]
+    return argv
+
+
+def up_command(
+    services: Annotated[str | None, typer.Option(help="Comma-separated services to start (default: all available).")] = None,
+    base_port: Annotated[int | None, typer.Option(help="gRPC ports base+0.. in learner, actors, reward, annotator, codegen order.")] = None,
+    base_metrics_port: Annotated[int | None, typer.Option(help="Metrics ports base+0.. in the same order.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="service.field=value passed to one service; repeatable.")] = None,
+    start_timeout: Annotated[float, typer.Option(help="Seconds each service has to report SERVING.")] = 120.0,
+    grace: Annotated[float, typer.Option(help="Seconds to wait after SIGTERM before SIGKILL.")] = 15.0,
+    package: Annotated[str | None, typer.Option(hidden=True, help="Package holding the services.")] = None,
+) -> None:
+    """Start every available service as a local process on 127.0.0.1 and keep them running.
+
+    Services start in dependency order (reward before learner before actors);
+    each must report SERVING through gRPC health before the next starts. Peers
+    are wired through their <peer>_address fields. Ctrl-C (or SIGTERM), or any
+    service exiting, stops them all: SIGTERM, then SIGKILL after --grace.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from maestromotif.kit.client import NotServingError, wait_for_serving
+
+    pkg = _package(package)
+    console = Console(stderr=True)
+    available = available_services(pkg)
+    try:
+        if services:
+            chosen = [s.strip() for s in services.split(",") if s.strip()]
+            unknown = [s for s in chosen if s not in available]
+            if unknown:
+                raise ConfigError(
+                    f"--services: unknown {', '.join(unknown)}; available: {', '.join(available) or 'none yet'}"
+                )
+        else:
+            chosen = available
+        if not chosen:
+            raise ConfigError(f"no services available (no {pkg}/<name>/server.py defines SPEC)")
+        specs = {name: load_spec(name, pkg) for name in chosen}
+        order = start_order(specs)
+        per_service: dict[str, list[str]] = {name: [] for name in order}
+        for item in set_ or []:
+            target, dot, assignment = item.partition(".")
+            if not dot or target not in per_service or "=" not in assignment:
+                raise ConfigError(f"--set {item!r}: expected service.field=value with service in {', '.join(order)}")
+            per_service[target].append(assignment)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+
+    rank = {name: i for i, name in enumerate(CANONICAL_ORDER)}
+    extra_rank = {name: len(CANONICAL_ORDER) + i for i, name in enumerate(sorted(n for n in order if n not in rank))}
+    ports: dict[str, tuple[int, int]] = {}
+    for name in order:
+        spec = specs[name]
+        offset = rank.get(name, extra_rank.get(name, 0))
+        port = base_port + offset if base_port is not None else spec.default_port
+        mport = base_metrics_port + offset if base_metrics_port is not None else spec.default_metrics_port
+        ports[name] = (port, mport)
+
+    stop_signal: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_signal.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    children: list[_Child] = []
+    exit_code = 0
+    try:
+        for name in order:
+            spec = specs[name]
+            port, mport = ports[name]
+            wiring = [
+                f"{peer}_address=127.0.0.1:{ports[peer][0]}"
+                for peer in order
+                if peer != name and f"{peer}_address" in spec.config_cls.model_fields
+            ]
+            argv = _serve_argv(name, pkg, port, mport, wiring + per_service[name])
+            # Own process group (new session): Ctrl-C reaches only `up`, which stops children in order.
+            proc = subprocess.Popen(argv, start_new_session=True)
+            child = _Child(spec, port, mport, proc)
+            children.append(child)
+            console.print(f"starting [bold]{name}[/] on {child.address} (pid {proc.pid})")
+            deadline = time.monotonic() + start_timeout
+            while True:
+                if stop_signal:
+                    raise KeyboardInterrupt
+                try:
+                    wait_for_serving(
+                        child.address,
+                        timeout_s=min(1.0, max(0.1, deadline - time.monotonic())),
+                        alive=lambda p=proc: p.poll() is None,
+                    )
+                    break
+                except NotServingError as exc:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"{name} exited with code {proc.returncode} before SERVING") from exc
+                    if time.monotonic() >= deadline:
+                        raise RuntimeError(f"{name}: {exc}") from exc
+        table = Table(title="maestromotif services (127.0.0.1)")
+        for col in ("service", "gRPC", "metrics", "pid"):
+            table.add_column(col)
+        for child in children:
+            table.add_row(
+                child.spec.name, child.address, f"http://127.0.0.1:{child.metrics_port}/metrics", str(child.proc.pid)
+            )
+        Console().print(table)
+        console.print("all SERVING; Ctrl-C stops them")
+        sys.stdout.flush()
+        while not stop_signal:
+            dead = [c for c in children if c.proc.poll() is not None]
+            if dead:
+                c = dead[0]
+                console.print(f"[red]{c.spec.name} exited with code {c.proc.returncode}; stopping the others[/]")
+                exit_code = 1
+                break
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        console.print(f"[red]error: {exc}[/]")
+        exit_code = 1
+    finally:
+        console.print("stopping services")
+        _terminate(children, grace)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if children:
+        console.print("stopped: " + ", ".join(f"{c.spec.name}={c.proc.returncode}" for c in children))
+    raise typer.Exit(exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+    app.command("up")(up_command)
