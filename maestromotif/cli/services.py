@@ -8,58 +8,22 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
-from maestromotif.kit.config import ConfigError, parse_assignments
+from maestromotif.kit.config import ConfigError
+from maestromotif.kit.runner import serve_command, services_package
 from maestromotif.kit.server import SERVICES_PACKAGE, ServiceSpec, available_services, load_spec
 
 # Start order when dependencies do not decide it; also the order of --base-port offsets,
 # which matches the default ports (learner 50051, actors 50052, reward 50053, ...).
 CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen")
-# Test hook: the package `up`/`serve` look services up in (hidden option, env override).
-_PACKAGE_ENV = "MAESTROMOTIF_SERVICES_PACKAGE"
-
-
-def _package(option: str | None) -> str:
-    return option or os.environ.get(_PACKAGE_ENV) or SERVICES_PACKAGE
 
 
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
-
-
-def serve_command(
-    service: Annotated[str, typer.Argument(help="Service to run (learner, actors, reward, annotator, codegen).")],
-    port: Annotated[int | None, typer.Option(help="gRPC port (overrides config; 0 picks a free one).")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Prometheus /metrics port (overrides config).")] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to bind (overrides config).")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file (flat or with a <service>: section).")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="field=value override; repeatable.")] = None,
-    package: Annotated[str | None, typer.Option(hidden=True, help="Package holding the services.")] = None,
-) -> None:
-    """Run one service in the foreground until SIGTERM/SIGINT, then drain and exit.
-
-    Configuration precedence: flags (--port, --metrics-port, --host, --set) >
-    environment MAESTROMOTIF_<SERVICE>_<FIELD> > --config file > defaults.
-    """
-    from maestromotif.kit.server import serve
-
-    try:
-        spec = load_spec(service, _package(package))
-        overrides: dict[str, Any] = parse_assignments(set_ or [])
-        for key, value in (("port", port), ("metrics_port", metrics_port), ("host", host)):
-            if value is not None:
-                overrides[key] = value
-        cfg = spec.load_config(config_file=config, overrides=overrides)
-        code = serve(spec, cfg)
-    except ConfigError as exc:
-        _fail(str(exc))
-        return
     raise typer.Exit(code)
 
 
@@ -124,8 +88,8 @@ def _terminate(children: list[_Child], grace_s: float) -> None:
 
 
 def _serve_argv(name: str, package: str, port: int, metrics_port: int, sets: list[str]) -> list[str]:
-    launcher = "import sys; from maestromotif.cli import app; app(prog_name='maestromotif')"
-    argv = [sys.executable, "-c", launcher, "serve", name, "--port", str(port), "--metrics-port", str(metrics_port)]
+    # The kit's own entry point: a service process need not import every CLI area.
+    argv = [sys.executable, "-m", "maestromotif.kit", name, "--port", str(port), "--metrics-port", str(metrics_port)]
     if package != SERVICES_PACKAGE:
         argv += ["--package", package]
     for s in sets:
@@ -154,7 +118,7 @@ def up_command(
 
     from maestromotif.kit.client import NotServingError, wait_for_serving
 
-    pkg = _package(package)
+    pkg = services_package(package)
     console = Console(stderr=True)
     available = available_services(pkg)
     try:

@@ -47,8 +47,13 @@ def running(spec: ServiceSpec, client: ClientOptions | None = None, **overrides:
     svc = start(spec, overrides=values)
     try:
         if client is None:
-            client = ClientOptions(deadline_s=30.0, auth_token=svc.config.token(),
-                                   max_message_bytes=svc.config.max_message_bytes)
+            # A self-signed test certificate is its own CA.
+            client = ClientOptions(
+                deadline_s=30.0,
+                auth_token=svc.config.token(),
+                max_message_bytes=svc.config.max_message_bytes,
+                tls_ca_file=svc.config.tls_cert_file,
+            )
         channel = make_channel(svc.address, client)
         try:
             yield LocalService(svc, channel)

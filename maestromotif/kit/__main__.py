@@ -1,0 +1,3 @@
+from maestromotif.kit.runner import main
+
+main()
