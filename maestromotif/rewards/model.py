@@ -32,22 +32,24 @@ class CharCNN(nn.Module):
 
     out_features = 128
 
-    def __init__(self) -> None:
+    def __init__(self, embed_dim: int = 32, channels: int = 64, out_features: int = 128) -> None:
+        # The defaults are the method's sizes; the policy's ``small`` preset narrows them.
         super().__init__()
-        self.embedding = nn.Embedding(256, 32, padding_idx=0)
+        self.out_features = out_features
+        self.embedding = nn.Embedding(256, embed_dim, padding_idx=0)
         layers: list[nn.Module] = [
-            nn.Conv1d(32, 64, kernel_size=7),
+            nn.Conv1d(embed_dim, channels, kernel_size=7),
             nn.ReLU(),
             nn.MaxPool1d(3),
-            nn.Conv1d(64, 64, kernel_size=7),
+            nn.Conv1d(channels, channels, kernel_size=7),
             nn.ReLU(),
             nn.MaxPool1d(3),
         ]
         for _ in range(4):
-            layers += [nn.Conv1d(64, 64, kernel_size=3), nn.ReLU()]
+            layers += [nn.Conv1d(channels, channels, kernel_size=3), nn.ReLU()]
         layers.append(nn.MaxPool1d(3))
         self.convs = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Linear(64 * 5, self.out_features), nn.ReLU())
+        self.fc = nn.Sequential(nn.Linear(channels * 5, out_features), nn.ReLU())
 
     def forward(self, messages: torch.Tensor) -> torch.Tensor:
         """messages: integer [B, 256] (uint8 or long) -> float [B, 128]."""
