@@ -1,0 +1,103 @@
+"""Reward-model commands: ``train-reward`` and ``reward-info``."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train-reward")(train_reward)
+    app.command("reward-info")(reward_info)
+
+
+def train_reward(
+    pairs: Annotated[Path, typer.Option("--pairs", help="Pair dataset directory (manifest.json + shards).")],
+    labels: Annotated[Path, typer.Option("--labels", help="Label set directory (one folder per skill).")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle root to write into (manifest.json + one dir per bundle).")],
+    skill: Annotated[str, typer.Option("--skill", help="Skill name, or 'all' for every skill with labels.")] = "all",
+    epochs: Annotated[int, typer.Option(help="Passes over the training pairs (method: 20).")] = 20,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (method: 1e-5).")] = 1e-5,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch (method: 1000).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of torch and the batch order (method: 777).")] = 777,
+    val_fraction: Annotated[float, typer.Option(help="Share of pairs held out, chosen by pair-id hash.")] = 0.05,
+    unparsed: Annotated[
+        str, typer.Option(help="Label 3 (no verdict): 'tie' counts it as [1/2, 1/2] (method), 'drop' skips it.")
+    ] = "tie",
+    no_shuffle: Annotated[bool, typer.Option("--no-shuffle", help="Contiguous batches, as the original.")] = False,
+    device: Annotated[str, typer.Option(help="'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...")] = "auto",
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train skill reward models from labelled pairs and write one bundle per skill."""
+    from pydantic import ValidationError
+
+    from maestromotif.annotation.schema import DatasetError
+    from maestromotif.rewards.bundles import BundleError
+    from maestromotif.rewards.train import TrainConfig, train_reward_models
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = TrainConfig(
+            learning_rate=lr,
+            batch_size=batch_size,
+            epochs=epochs,
+            seed=seed,
+            val_fraction=val_fraction,
+            unparsed=unparsed,  # type: ignore[arg-type]
+            shuffle=not no_shuffle,
+            device=device,
+            threads=threads,
+        )
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    skills = "all" if skill == "all" else [s.strip().lower() for s in skill.split(",")]
+    try:
+        results = train_reward_models(pairs, labels, out, skills, config, progress=not quiet)
+    except (DatasetError, BundleError, ValueError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    for result in results:
+        m = result.report["metrics"]
+        typer.echo(
+            f"{result.skill}: bundle {result.meta.version} -> {result.bundle_dir}\n"
+            f"  train acc {_fmt(m['train_accuracy'])}  held-out acc {_fmt(m['val_accuracy'])}  "
+            f"(pairs: {m['train_pairs']} train, {m['val_pairs']} held out)\n"
+            f"  mean {result.meta.mean:.4f}  std {result.meta.std:.4f}  "
+            f"threshold {result.meta.threshold:.4f} (q{result.meta.threshold_level})\n"
+            f"  report {result.bundle_dir / 'report.json'}  curve {result.bundle_dir / 'loss_curve.png'}"
+        )
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def reward_info(
+    bundles: Annotated[Path, typer.Argument(help="Bundle root (as written by train-reward).")],
+) -> None:
+    """Validate a bundle root and print what each skill's bundle holds."""
+    from maestromotif.rewards.bundles import BundleError, load_bundle, read_manifest
+
+    try:
+        manifest = read_manifest(bundles)
+        rows = {}
+        for skill, entry in manifest["skills"].items():
+            meta = load_bundle(bundles / entry["path"]).meta
+            rows[skill] = {
+                "version": meta.version,
+                "trained": meta.trained,
+                "mean": meta.mean,
+                "std": meta.std,
+                "threshold": meta.threshold,
+                "threshold_level": meta.threshold_level,
+                "val_accuracy": meta.metrics.get("val_accuracy"),
+            }
+    except BundleError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(rows, indent=2))
