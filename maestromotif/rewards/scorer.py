@@ -114,6 +114,7 @@ class RewardScorer:
         count_exponent: float = COUNT_EXPONENT,
         on_forward: Callable[[int], None] | None = None,
         on_reload: Callable[[BundleSet], None] | None = None,
+        on_reload_failed: Callable[[str], None] | None = None,
     ) -> None:
         self.bundle_dir = Path(bundle_dir) if bundle_dir is not None else None
         self.device = pick_device(device)
@@ -127,6 +128,7 @@ class RewardScorer:
         self.cache = RawCache(cache_size)
         self._on_forward = on_forward
         self._on_reload = on_reload
+        self._on_reload_failed = on_reload_failed
         self._set = load_bundle_set(self.bundle_dir, device=self.device, init_random_missing=init_random, seed=seed)
         self._set_lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -208,6 +210,8 @@ class RewardScorer:
                 self._failed_digest = digest
                 self.last_reload_error = str(exc)
                 log.error("reward bundle reload failed; still serving %s: %s", self.version, exc)
+                if self._on_reload_failed is not None:
+                    self._on_reload_failed(str(exc))
                 return False
             self._failed_digest = None
             self.last_reload_error = None
