@@ -87,6 +87,8 @@ class ClientOptions:
 
 def service_config_json(options: ClientOptions) -> str:
     """gRPC service config enabling retries of transient codes for every method."""
+    if options.max_attempts < 2:  # gRPC rejects a retry policy with fewer than 2 attempts
+        return json.dumps({"methodConfig": [{"name": [{}]}]})
     return json.dumps(
         {
             "methodConfig": [
@@ -113,7 +115,7 @@ def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
         ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.enable_retries", 1),
+        ("grpc.enable_retries", 1 if options.max_attempts >= 2 else 0),
         ("grpc.service_config", service_config_json(options)),
         # Reconnect backoff (jittered by gRPC itself) after a lost connection.
         ("grpc.initial_reconnect_backoff_ms", int(options.initial_backoff_s * 1000)),

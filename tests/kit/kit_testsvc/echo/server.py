@@ -7,12 +7,14 @@ ASCII integer in the request, in small steps, and reports whether it finished.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 
 import grpc
 from pydantic import Field
 
-from maestromotif.kit import ServiceConfig, ServiceContext, ServiceSpec
+from maestromotif.kit import ServiceConfig, ServiceContext, ServiceSpec, current_request_id
 
 SERVICE = "maestromotif.test.Echo"
 
@@ -20,6 +22,7 @@ SERVICE = "maestromotif.test.Echo"
 class EchoConfig(ServiceConfig):
     greeting: str = Field("hello", min_length=1, max_length=64)
     reward_address: str = "127.0.0.1:50053"
+    flaky_failures: int = Field(2, ge=0, le=10)
 
 
 def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -37,8 +40,36 @@ def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
     return b"done"
 
 
+class _Flaky:
+    """Answers UNAVAILABLE to the first ``fail_times`` calls per request key, then echoes."""
+
+    def __init__(self, fail_times: int) -> None:
+        self.fail_times = fail_times
+        self.seen: dict[bytes, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        with self.lock:
+            n = self.seen[request] = self.seen.get(request, 0) + 1
+        if n <= self.fail_times:
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"try again ({n})")
+        return request
+
+
+def _exhausted(request: bytes, context: grpc.ServicerContext) -> bytes:
+    context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "always exhausted")
+
+
+def _log(request: bytes, context: grpc.ServicerContext) -> bytes:
+    logging.getLogger("kit_testsvc.echo").info("handling", extra={"payload": request.decode(errors="replace")})
+    return (current_request_id() or "").encode()
+
+
 def build(config: EchoConfig, ctx: ServiceContext) -> None:
     handlers = {
+        "Flaky": grpc.unary_unary_rpc_method_handler(_Flaky(config.flaky_failures)),
+        "Exhausted": grpc.unary_unary_rpc_method_handler(_exhausted),
+        "Log": grpc.unary_unary_rpc_method_handler(_log),
         "Echo": grpc.unary_unary_rpc_method_handler(_echo),
         "Slow": grpc.unary_unary_rpc_method_handler(_slow),
         "Greet": grpc.unary_unary_rpc_method_handler(lambda r, c: config.greeting.encode()),
