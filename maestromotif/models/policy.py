@@ -17,7 +17,7 @@ Presets share one definition:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -29,9 +29,9 @@ from maestromotif.rewards.model import CharCNN
 
 # Shapes of the compact observation come from the env layer (one definition).
 from maestromotif.env.compact import CROP_SIZE, MESSAGE_LENGTH, STATS_LENGTH  # noqa: E402
+from maestromotif.env.render import IMAGE_SIZE, CropRenderer  # noqa: E402
 
-NUM_ACTIONS = 28
-IMAGE_SIZE = 72  # 12 characters x 6 pixels
+from maestromotif.env.actions import NUM_ACTIONS  # noqa: E402
 
 # Keys of the policy's observation dict (a subset of the actor's compact observation).
 OBS_TTY_CHARS = "tty_chars"
@@ -39,10 +39,6 @@ OBS_TTY_COLORS = "tty_colors"
 OBS_MESSAGE = "messages"
 OBS_STATS = "stats"
 POLICY_OBS_KEYS = (OBS_TTY_CHARS, OBS_TTY_COLORS, OBS_MESSAGE, OBS_STATS)
-
-# Renders uint8 chars/colours [B, 12, 12] into uint8 RGB [B, 3, 72, 72] on their device.
-Renderer = Callable[[Tensor, Tensor], Tensor]
-
 
 @dataclass(frozen=True)
 class PolicyPreset:
@@ -138,13 +134,6 @@ class StatsEncoder(nn.Module):
         return torch.cat([self.mlp(stats), stats], dim=1)
 
 
-def _default_renderer() -> Renderer:
-    # Imported lazily: the env layer owns the glyph table and palette (one definition).
-    from maestromotif.env.render import render_crops
-
-    return render_crops
-
-
 try:  # SF2 is a hard dependency of training; keep the pure-torch parts usable without it.
     from sample_factory.model.encoder import Encoder as _SFEncoder
 except ImportError:  # pragma: no cover - SF2 is pinned in requirements
@@ -154,10 +143,11 @@ except ImportError:  # pragma: no cover - SF2 is pinned in requirements
 class PolicyEncoder(_SFEncoder):  # type: ignore[misc,valid-type]
     """SF2 encoder: renders the crop and encodes image, stats and message into one vector."""
 
-    def __init__(self, cfg: Mapping | object, preset: PolicyPreset, renderer: Renderer | None = None) -> None:
+    def __init__(self, cfg: Mapping | object, preset: PolicyPreset) -> None:
         super().__init__(cfg)
         self.preset = preset
-        self._render = renderer if renderer is not None else _default_renderer()
+        # the env layer's glyph table (a non-persistent buffer): moves with the model to its device
+        self.renderer = CropRenderer()
         self.image = ImageEncoder(preset.conv_channels, preset.image_out)
         self.stats = StatsEncoder(preset.stats_hidden)
         self.message = CharCNN(
@@ -174,7 +164,7 @@ class PolicyEncoder(_SFEncoder):  # type: ignore[misc,valid-type]
         return torch.uint8
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
-        image = self._render(obs[OBS_TTY_CHARS], obs[OBS_TTY_COLORS])
+        image = self.renderer(obs[OBS_TTY_CHARS], obs[OBS_TTY_COLORS])
         return torch.cat(
             [self.image(image), self.stats(obs[OBS_STATS].float()), self.message(obs[OBS_MESSAGE])], dim=1
         )

@@ -14,10 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from maestromotif.models.policy import PRESETS
 
 
-class TrainingSettings(BaseModel):
-    """APPO / V-trace settings. Field names follow the method; see ``to_sf2_argv`` for SF2's."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TrainingFields(BaseModel):
+    """The fields alone, so that a service config can inherit them flat (one schema)."""
 
     preset: str = Field("auto", description="policy network preset: paper, small, or auto (paper on GPU)")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda")
@@ -39,8 +37,11 @@ class TrainingSettings(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1)
     keep_checkpoints: int = Field(5, ge=1, le=1000)
 
+    def training_settings(self) -> "TrainingSettings":
+        return TrainingSettings(**{name: getattr(self, name) for name in TrainingFields.model_fields})
+
     @model_validator(mode="after")
-    def _check(self) -> "TrainingSettings":
+    def _check_training(self) -> "TrainingFields":
         if self.preset != "auto" and self.preset not in PRESETS:
             raise ValueError(f"preset: unknown value {self.preset!r}; expected auto or one of {sorted(PRESETS)}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -49,13 +50,16 @@ class TrainingSettings(BaseModel):
             raise ValueError(f"batch_size: {self.batch_size} is not a multiple of rollout {self.rollout}")
         return self
 
+class TrainingSettings(TrainingFields):
+    """APPO / V-trace settings with the method's values as defaults (see sf2.build_sf2_config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     @property
     def trajectories_per_batch(self) -> int:
         return self.batch_size // self.rollout
 
     def resolved_preset(self) -> str:
-        import torch
-
         if self.preset != "auto":
             return self.preset
         return "paper" if self.resolved_device().startswith("cuda") else "small"
