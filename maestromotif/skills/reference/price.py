@@ -1,0 +1,44 @@
+"""Task price: offer items to shopkeepers to learn their price (price identification).
+
+A sale offer reveals an item's base price, so the controller is the one of transactions: sell
+whenever possible, otherwise sweep the main dungeon down to depth 5 and back.
+"""
+
+SKILL_TURNS = 500
+
+
+def start(memory):
+    memory.max_depth = 5
+    memory.direction = "down"
+
+
+def select_skill(state, memory):
+    if state.merchant_available:
+        return MERCHANT
+    if state.worshipper_available:
+        return WORSHIPPER
+    if state.skill != DISCOVERER:
+        return DISCOVERER
+    if memory.direction == "down":
+        if state.depth < memory.max_depth:
+            return DESCENDER
+        memory.direction = "up"
+    if state.depth > 1:
+        return ASCENDER
+    memory.direction = "down"
+    return DESCENDER
+
+
+def reach_dungeons_of_doom(state, memory):
+    if state.branch_depth is not None:
+        if state.dungeon == 0 and state.depth == state.branch_depth:
+            return DESCENDER
+        if state.dungeon == 2 and state.depth == state.branch_depth + 1:
+            return ASCENDER  # landed in the Mines: go back up and try again
+    return select_skill(state, memory)
+
+
+def choose_skill(state, memory):
+    if state.merchant_available:
+        return MERCHANT
+    return reach_dungeons_of_doom(state, memory)
