@@ -251,6 +251,8 @@ class NetHackMonk(gym.Env):
         self._first_offered = -1
         self._select_verb = b""
         self._score = 0
+        # tests set a list here to record each step's message before hiding
+        self.trace: list[bytes] | None = None
 
     # ---------------------------------------------------------------- raw API
     def reset_game(self) -> None:
@@ -412,6 +414,8 @@ class NetHackMonk(gym.Env):
     def _finish_message(self) -> None:
         """Hide "You see"/"You hear", update the message and its episode count."""
         msg = self._raw_message()
+        if self.trace is not None:
+            self.trace.append(msg)
         if msg.startswith(HIDDEN_PREFIXES):
             msg = b""
             self._msg_buf[:] = 0
