@@ -438,6 +438,22 @@ def random_bundle(skill: str | int, *, seed: int = 0, device: torch.device | str
     return Bundle(meta=meta, model=model)
 
 
+def write_random_bundle(root: str | os.PathLike[str], skill: str | int, *, seed: int = 0) -> Path:
+    """Write an untrained bundle (``trained = false``) for a skill: smoke runs and tests only."""
+    bundle = random_bundle(skill, seed=seed)
+    meta, weights = make_meta(
+        bundle.skill_id,
+        bundle.model,
+        mean=bundle.meta.mean,
+        std=bundle.meta.std,
+        quantiles=None,
+        threshold=bundle.meta.threshold,
+        num_unique_transitions=0,
+        config=bundle.meta.config,
+    )
+    return write_bundle(root, meta, weights)
+
+
 def assemble(bundles: Sequence[Bundle], *, device: torch.device, manifest_sha: str = "") -> BundleSet:
     """Build a servable set from exactly one bundle per skill, in skill-id order."""
     ordered = sorted(bundles, key=lambda b: b.skill_id)

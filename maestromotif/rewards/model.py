@@ -97,7 +97,7 @@ def only_depth_change(stat_changes: torch.Tensor) -> torch.Tensor:
 
 
 def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return sum(p.numel() for p in model.parameters())  # frozen (serving) models count too
 
 
 class RewardEnsemble(nn.Module):
