@@ -441,8 +441,11 @@ class NetHackMonk(gym.Env):
         oc = self.buf["inv_oclasses"]
         return self.spell, int(np.count_nonzero(oc == nethack.POTION_CLASS)), int(np.count_nonzero(oc == nethack.FOOD_CLASS))
 
-    def view(self) -> GameView:
-        """The controller's view of the current state (arrays are live buffers)."""
+    def view(self, acquired_items: int | None = None) -> GameView:
+        """The controller's view of the current state (arrays are live buffers).
+
+        ``acquired_items``: the count if the caller computed it already (vec envs do, in batch).
+        """
         bl = self._blstats
         return GameView(
             tty_chars=self.buf["tty_chars"],
@@ -452,7 +455,7 @@ class NetHackMonk(gym.Env):
             blstats=bl,
             glyphs=self.buf["glyphs"],
             message=self.message,
-            acquired_items=self.acquired_items(),
+            acquired_items=self.acquired_items() if acquired_items is None else acquired_items,
             just_eaten=self.just_eaten,
             episode_step=self.episode_step,
             last_action=self.last_action,

@@ -28,7 +28,7 @@ from nle import nethack
 
 from maestromotif.env import compact
 from maestromotif.env.actions import NUM_ACTIONS
-from maestromotif.env.nethack_env import NetHackMonk, allocate_raw
+from maestromotif.env.nethack_env import _DROP_EXCLUDED, NetHackMonk, allocate_raw
 from maestromotif.env.view import GameView
 
 NUM_SKILLS = compact.NUM_SKILLS
@@ -134,6 +134,10 @@ class EnvGroup:
         self.ep_skill_steps = np.zeros((n, NUM_SKILLS), dtype=np.int64)
         self.ep_max_depth = np.zeros(n, dtype=np.int64)
         self._rows = np.arange(n)
+        # starting-inventory letters of every game; each env writes its own row at reset
+        self.start_letters = np.zeros((n, 256), dtype=bool)
+        for i, env in enumerate(self.envs):
+            env.start_letters = self.start_letters[i]
 
     def reset(self) -> None:
         """Start a fresh episode in every game."""
@@ -145,7 +149,7 @@ class EnvGroup:
         self.out["time_outs"][:] = 0
         self._compact()
 
-    def _begin(self, i: int, env: NetHackMonk) -> None:
+    def _begin(self, i: int, env: NetHackMonk, acquired: int | None = None) -> None:
         self.ep_steps[i] = 0
         self.ep_return[i] = 0.0
         self.ep_skill_steps[i] = 0
@@ -154,50 +158,76 @@ class EnvGroup:
         self.message_counts[i] = env.message_count
         self.depth_change[i] = 0.0
         if self.controllers is not None:
-            self.skills[i] = _check_skill(self.controllers[i].reset(env.view()), self.index_offset + i)
+            self.skills[i] = _check_skill(self.controllers[i].reset(env.view(acquired)), self.index_offset + i)
         else:
             self.skills[i] = 0
 
     def step(self, actions: Any) -> list[EpisodeStats]:
-        """Step every game once; returns the episodes that ended."""
+        """Step every game once; returns the episodes that ended.
+
+        Three passes keep per-env Python work to the game itself: step all
+        games, then update statistics and find acquired items for all games
+        with array operations, then run the controllers.
+        """
         acts = _check_actions(actions, self.n)
-        rewards = self.out["rewards"]
-        dones = self.out["dones"]
-        time_outs = self.out["time_outs"]
-        ctrls = self.controllers
-        finished: list[EpisodeStats] = []
-        for i, env in enumerate(self.envs):
-            reward, terminated, truncated = env.act(acts[i])
-            self.ep_steps[i] += 1
-            self.ep_return[i] += reward
-            self.ep_skill_steps[i, self.skills[i]] += 1
-            rewards[i] = reward
+        out = self.out
+        rewards, dones, time_outs = out["rewards"], out["dones"], out["time_outs"]
+        envs = self.envs
+        ended: list[int] = []
+        truncs: list[bool] = []
+        for i, env in enumerate(envs):
+            r, terminated, truncated = env.act(acts[i])
+            rewards[i] = r
             if terminated or truncated:
-                dones[i] = 1
-                time_outs[i] = truncated
-                finished.append(
-                    EpisodeStats(
-                        env_index=self.index_offset + i,
-                        seed=env.seed_value,
-                        episode=env.episode,
-                        steps=int(self.ep_steps[i]),
-                        env_return=float(self.ep_return[i]),
-                        skill_steps=tuple(self.ep_skill_steps[i].tolist()),
-                        max_depth=int(self.ep_max_depth[i]),
-                        terminated=terminated,
-                        truncated=truncated,
-                    )
+                ended.append(i)
+                truncs.append(truncated)
+        self.ep_steps += 1
+        self.ep_return += rewards
+        self.ep_skill_steps[self._rows, self.skills] += 1
+        dones[:] = 0
+        time_outs[:] = 0
+        finished: list[EpisodeStats] = []
+        for i, truncated in zip(ended, truncs):
+            env = envs[i]
+            dones[i] = 1
+            time_outs[i] = truncated
+            finished.append(
+                EpisodeStats(
+                    env_index=self.index_offset + i,
+                    seed=env.seed_value,
+                    episode=env.episode,
+                    steps=int(self.ep_steps[i]),
+                    env_return=float(self.ep_return[i]),
+                    skill_steps=tuple(self.ep_skill_steps[i].tolist()),
+                    max_depth=int(self.ep_max_depth[i]),
+                    terminated=not truncated,
+                    truncated=truncated,
                 )
-                env.reset_game()
-                self._begin(i, env)
-            else:
-                dones[i] = 0
-                time_outs[i] = 0
-                self.message_counts[i] = env.message_count
-                if ctrls is not None:
-                    c = ctrls[i]
-                    self.skills[i] = _check_skill(c.step(env.view()), self.index_offset + i)
-                    self.depth_change[i] = c.depth_change
+            )
+            env.reset_game()
+        # acquired droppable items of every game at once (the controllers' item counts)
+        raw = self.raw
+        letters = raw["inv_letters"]
+        acquired = (
+            (letters != 0) & ~_DROP_EXCLUDED[raw["inv_oclasses"]] & ~self.start_letters[self._rows[:, None], letters]
+        ).sum(axis=1).tolist()
+        for i in ended:
+            self._begin(i, envs[i], acquired[i])
+        ctrls = self.controllers
+        counts = self.message_counts
+        if ctrls is None:
+            for i, env in enumerate(envs):
+                counts[i] = env.message_count
+        else:
+            skills, dchange = self.skills, self.depth_change
+            done_mask = dones.tolist()
+            for i, env in enumerate(envs):
+                if done_mask[i]:
+                    continue
+                counts[i] = env.message_count
+                c = ctrls[i]
+                skills[i] = _check_skill(c.step(env.view(acquired[i])), self.index_offset + i)
+                dchange[i] = c.depth_change
         self._compact()
         return finished
 
