@@ -315,7 +315,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
     def Act(self, request_iterator: Iterator[learner_pb2.EnvStepBatch], context: grpc.ServicerContext) -> Iterator[Any]:
         actor_id: str | None = None
         try:
-            for msg in request_iterator:
+            for msg in _until_cancelled(request_iterator):
                 if self.ctx.stopping.is_set():
                     context.abort(grpc.StatusCode.UNAVAILABLE, "learner: shutting down")
                 if actor_id is None:
@@ -376,6 +376,14 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
                 "torch_threads": str(torch.get_num_threads()),
             },
         )
+
+
+def _until_cancelled(it: Iterator[Any]) -> Iterator[Any]:
+    """Iterate a request stream; a client that went away just ends it (no error log)."""
+    try:
+        yield from it
+    except grpc.RpcError:
+        return
 
 
 def _latest_checkpoint(folder: Path) -> Path:
