@@ -253,6 +253,8 @@ class NetHackMonk(gym.Env):
         self._score = 0
         # tests set a list here to record each step's message before hiding
         self.trace: list[bytes] | None = None
+        # tests: answer wizard mode's "Advance skills without practice?" with yes
+        self.wizard_free_advance = False
 
     # ---------------------------------------------------------------- raw API
     def reset_game(self) -> None:
@@ -369,6 +371,8 @@ class NetHackMonk(gym.Env):
             if CONFIDENT in msg:
                 confident[0] = True
             if xwait:
+                if self.trace is not None:
+                    self.trace.append(msg)
                 for km in KEY_MESSAGES:
                     if km in msg:
                         kept.append(msg)
@@ -399,7 +403,7 @@ class NetHackMonk(gym.Env):
         for _ in range(4):  # wizard mode first asks whether to advance without practice
             if self.done or not self._misc[0]:
                 break
-            self._send(KEY_ESC)
+            self._send(ord("y") if self.wizard_free_advance else KEY_ESC)
         if self._misc[2] and not self.done:
             self._send(ord("a"))
         self._settle(kept, [False])

@@ -214,6 +214,15 @@ def test_enhance_and_search_do_not_leave_prompts(env: NetHackMonk) -> None:
         assert not env._misc.any()
 
 
+def test_auto_enhance_advances_the_first_skill(env: NetHackMonk) -> None:
+    # wizard mode may advance without practice; a real game gets here after "You feel more confident"
+    env.wizard_free_advance = True
+    env.trace = []
+    env._enhance([])
+    assert b"You are now more skilled in martial arts." in env.trace
+    assert not env._misc.any()
+
+
 def test_invalid_action_id_is_a_clear_error(env: NetHackMonk) -> None:
     for bad in (NUM_ACTIONS, -1, 100):
         with pytest.raises(ValueError, match=f"invalid action id {bad}"):
