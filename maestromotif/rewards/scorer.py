@@ -183,7 +183,7 @@ class RewardScorer:
             bundle_set.mean.cpu(),
             bundle_set.std.cpu(),
             bundle_set.threshold.cpu(),
-            torch.from_numpy(np.ascontiguousarray(counts, dtype=np.float32)),
+            torch.from_numpy(np.array(counts, dtype=np.float32)),  # a copy: the input may be a read-only buffer view
             scale=self.scale,
             count_exponent=self.count_exponent,
         ).numpy()
