@@ -374,5 +374,10 @@ class SkillController:
                 st.switches += 1
             self._run_start_step = st.steps
             self._open_run(new, st.steps, turn, depth, dungeon)
-            self._fifo.clear()  # after this step's Δdepth was computed (method.md 2.3)
+            # Cleared after this step's Δdepth was computed (method.md 2.3), then seeded with the
+            # depth the new skill starts at: a descent on the new skill's very first step (e.g. a
+            # descender chosen while standing on the stairs) then still reads +1, where an empty
+            # FIFO would read 0. Every other step is identical to the original.
+            self._fifo.clear()
+            self._fifo.append(depth)
         return self._skill

@@ -59,7 +59,7 @@ def test_depth_change_fifo_cleared_at_termination() -> None:
     c.reset(make_view(depth=1, turn=1))
     c.step(make_view(depth=1, turn=2))
     assert c.depth_change == 0.0
-    c.step(make_view(depth=1, turn=60))  # discoverer ends -> descender; FIFO cleared
+    c.step(make_view(depth=1, turn=60))  # discoverer ends -> descender; FIFO restarts at depth 1
     c.step(make_view(depth=1, turn=61))
     assert c.depth_change == 0.0
     c.step(make_view(depth=2, turn=62))  # descent ends the descender
@@ -231,3 +231,11 @@ def test_rejects_malformed_policy_objects() -> None:
         SkillController(object(), seed=0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="base_turns"):
         SkillController(Scripted([], base_turns=0), seed=0)
+
+
+def test_descent_on_the_first_step_of_a_new_skill_is_seen() -> None:
+    c = SkillController(Scripted([Skill.DESCENDER, Skill.DISCOVERER]), seed=0)
+    c.reset(make_view(depth=3, turn=1))
+    c.step(make_view(depth=3, turn=60))  # -> descender, standing on the stairs
+    c.step(make_view(depth=4, turn=61))  # its first action descends
+    assert c.depth_change == 1.0
