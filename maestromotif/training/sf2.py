@@ -110,9 +110,11 @@ def build_env_info() -> Any:
 
 
 def _rng_state() -> dict[str, Any]:
+    # only tensors and plain types, so checkpoints load with torch.load(weights_only=True)
+    name, keys, pos, has_gauss, cached = np.random.get_state()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -122,7 +124,8 @@ def _rng_state() -> dict[str, Any]:
 
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"].cpu())
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
@@ -137,20 +140,31 @@ def _make_learner_class():  # noqa: ANN202 - SF2 is imported lazily
         extra_state: dict[str, Any]
         loaded_extra: dict[str, Any] | None = None
 
+        @staticmethod
+        def load_checkpoint(checkpoints: list[str], device: Any) -> dict[str, Any] | None:
+            # SF2 logs a failed load and silently starts from scratch; a checkpoint that exists
+            # but cannot be read must stop the learner instead. weights_only: no code in files.
+            if not checkpoints:
+                return None
+            try:
+                return torch.load(checkpoints[-1], map_location=device, weights_only=True)
+            except Exception as exc:
+                raise ValueError(f"checkpoint: cannot load {checkpoints[-1]}: {exc}") from exc
+
         def _get_checkpoint_dict(self) -> dict[str, Any]:
             checkpoint = super()._get_checkpoint_dict()
             checkpoint[EXTRA_KEY] = {**self.extra_state, "rng": _rng_state()}
             return checkpoint
 
         def _load_state(self, checkpoint_dict: dict[str, Any], load_progress: bool = True) -> None:
-            super()._load_state(checkpoint_dict, load_progress)
             extra = checkpoint_dict.get(EXTRA_KEY)
+            if extra is not None and extra.get("preset") != self.extra_state.get("preset"):
+                raise ValueError(
+                    f"checkpoint: preset {extra.get('preset')!r} does not match the configured "
+                    f"{self.extra_state.get('preset')!r}"
+                )
+            super()._load_state(checkpoint_dict, load_progress)
             if extra is not None:
-                if extra.get("preset") != self.extra_state.get("preset"):
-                    raise ValueError(
-                        f"checkpoint: preset {extra.get('preset')!r} does not match the configured "
-                        f"{self.extra_state.get('preset')!r}"
-                    )
                 self.loaded_extra = extra
                 if "rng" in extra:
                     _set_rng_state(extra["rng"])
@@ -274,7 +288,10 @@ def load_policy_for_inference(checkpoint: str | os.PathLike, device: str = "auto
     register_policy_model()
     quiet_sf2_logs()
     target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
-    data = torch.load(checkpoint, map_location=target, weights_only=False)
+    try:
+        data = torch.load(checkpoint, map_location=target, weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"checkpoint: cannot load {checkpoint}: {exc}") from exc
     if not isinstance(data, dict) or "model" not in data:
         raise ValueError(f"checkpoint: {checkpoint} is not a policy checkpoint (no 'model' entry)")
     extra = data.get(EXTRA_KEY) or {}

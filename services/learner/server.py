@@ -56,6 +56,7 @@ class LearnerConfig(ServiceConfig, TrainingFields):
     max_envs_per_actor: int = Field(1024, ge=1, le=65536)
     max_actors: int = Field(64, ge=1, le=4096)
     inference_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long to merge steps of several actors")
+    checkpoint_on_exit: bool = Field(True, description="write a last checkpoint on shutdown")
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads on CPU")
     max_workers: int = Field(96, ge=1, le=1024, description="gRPC handler threads (one per open actor stream)")
 
@@ -283,7 +284,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
         self.device = str(device)
 
     def close(self) -> None:
-        self.engine.close(save=True)
+        self.engine.close(save=self.config.checkpoint_on_exit)
         if self.reward_channel is not None:
             self.reward_channel.close()
 
