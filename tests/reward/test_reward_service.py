@@ -253,6 +253,7 @@ def test_dynamic_batching_merges_concurrent_calls(trained) -> None:
         for t in threads:
             t.join()
         assert sizes == [32]  # four calls of 8 rows, one model pass
+        scorer.max_wait_s = 0.0  # alone from now on: no waiting for company
         for i in range(4):
             alone = scorer.score(b[i]["skills"], b[i]["messages"], b[i]["stat_changes"], b[i]["message_counts"],
                                  use_cache=False)
