@@ -336,6 +336,11 @@ class SkillController:
 
         bl = view.blstats
         depth, turn, dungeon = int(bl[12]), int(bl[20]), int(bl[23])
+        if depth < 1:
+            # NLE zeroes blstats once the game is over: the final transition is counted, but there
+            # is no state to terminate on or to choose from.
+            self._depth_change = 0.0
+            return self._skill
         self._last_turn, self._last_depth = turn, depth
         if depth > st.max_depth:
             st.max_depth = depth

@@ -184,6 +184,8 @@ class TaskTracker:
         """Account for one step; returns the (live) outcome."""
         o = self.outcome
         o.steps += 1
+        if int(view.blstats[12]) < 1:  # game over: NLE zeroes blstats, nothing left to detect
+            return o
         self._observe_level(view)
         msg = view.message
         if msg:

@@ -239,3 +239,14 @@ def test_descent_on_the_first_step_of_a_new_skill_is_seen() -> None:
     c.step(make_view(depth=3, turn=60))  # -> descender, standing on the stairs
     c.step(make_view(depth=4, turn=61))  # its first action descends
     assert c.depth_change == 1.0
+
+
+def test_game_over_view_is_counted_but_not_acted_on() -> None:
+    policy = Scripted([])
+    c = SkillController(policy, seed=0)
+    c.reset(make_view(depth=2, turn=10))
+    dead = make_view(depth=2, turn=70)
+    dead.blstats[:] = 0  # what NLE shows after death
+    assert c.step(dead, reward=-5.0) == Skill.DISCOVERER
+    assert policy.states == [] and c.stats.steps == 1 and c.stats.skill_returns[0] == -5.0
+    assert c.finish().skill_turns[0] == 0 and c.stats.max_depth == 2
