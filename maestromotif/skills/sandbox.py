@@ -19,6 +19,7 @@ import ast
 import hashlib
 import math
 import random
+import resource
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -37,9 +38,10 @@ from maestromotif.skills.contract import (
 MAX_SOURCE_CHARS = 64_000
 MAX_AST_NODES = 20_000
 MAX_TICKS = 200_000  # function calls + loop iterations per policy call
-DEFAULT_TIME_LIMIT_S = 1.0  # wall-clock budget per policy call (checked every 1,024 ticks)
+DEFAULT_TIME_LIMIT_S = 1.0  # wall-clock budget per policy call (checked every 256 ticks)
 MAX_SEQUENCE = 100_000  # longest list/str a policy may build with * or range()
 MAX_INT_BITS = 4_096  # largest integer a policy may build with *, ** or <<
+MAX_MEMORY_GROWTH_KB = 256 * 1024  # peak-memory growth allowed during one policy call
 MIN_BASE_TURNS, MAX_BASE_TURNS = 1, 100_000
 
 REQUIRED_FUNCTIONS: dict[str, int] = {"start": 1, "choose_skill": 2}  # name -> number of parameters
@@ -75,7 +77,9 @@ _FORBIDDEN_NAMES: dict[str, str] = {
 }
 # Attribute names that reach interpreter internals or build unbounded strings.
 _FORBIDDEN_ATTRS = frozenset(
-    {"format", "format_map", "mro", "ljust", "rjust", "center", "zfill", "expandtabs", "translate"}
+    {"format", "format_map", "mro", "ljust", "rjust", "center", "zfill", "expandtabs", "translate",
+     # these can multiply the size of a value in one call (s.join([s] * n), a.extend(a), ...)
+     "join", "replace", "extend"}
 )
 _FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "f_", "co_", "tb_", "cr_", "ag_", "func_")
 
@@ -87,12 +91,25 @@ def _safe_range(*args: int) -> range:
     return r
 
 
+def _safe_str(value: Any = "") -> str:
+    # str() of a container can be as large as all it references; policies only need numbers as text
+    if value is not None and not isinstance(value, (int, float, str)):
+        raise PolicyError(f"str() only converts numbers and strings, not {type(value).__name__}")
+    return str(value)
+
+
+def _safe_sum(values: Iterable[Any], start: Any = 0) -> Any:
+    if isinstance(start, bool) or not isinstance(start, (int, float)):
+        raise PolicyError("sum() only adds numbers")
+    return sum(values, start)
+
+
 _SAFE_BUILTINS: dict[str, Any] = {
     "abs": abs, "all": all, "any": any, "bool": bool, "dict": dict, "divmod": divmod,
     "enumerate": enumerate, "filter": filter, "float": float, "frozenset": frozenset, "int": int,
     "isinstance": isinstance, "len": len, "list": list, "map": map, "max": max, "min": min,
     "range": _safe_range, "reversed": reversed, "round": round, "set": set, "sorted": sorted,
-    "str": str, "sum": sum, "tuple": tuple, "zip": zip,
+    "str": _safe_str, "sum": _safe_sum, "tuple": tuple, "zip": zip,
 }
 
 _MATH_NAMES = (
@@ -246,8 +263,11 @@ def check_source(source: str, *, filename: str = "<policy>") -> ast.Module:
                     raise _fail(node, f"{node.module}.{alias.name} is not allowed")
                 if alias.asname and alias.asname.startswith("_"):
                     raise _fail(node, f"alias {alias.asname!r}: names starting with '_' are not allowed")
-        elif isinstance(node, ast.AugAssign) and isinstance(node.op, (ast.Mult, ast.Pow, ast.LShift, ast.Mod)):
-            raise _fail(node, "augmented *=, **=, <<= and %= are not allowed; write x = x * y")
+        elif isinstance(node, ast.AugAssign) and not (
+            isinstance(node.target, ast.Name)
+            or (isinstance(node.target, ast.Attribute) and isinstance(node.target.value, ast.Name))
+        ):
+            raise _fail(node, "augmented assignment only to a name or name.attribute; write a[i] = a[i] + x")
         elif isinstance(node, ast.FormattedValue) and node.format_spec is not None:
             raise _fail(node, "format specs in f-strings are not allowed (widths can build huge strings)")
         elif isinstance(node, ast.Constant) and isinstance(node.value, bytes):
@@ -306,9 +326,25 @@ class _Instrument(ast.NodeTransformer):
         node.iter = _call("_mm_iter", node.iter)
         return node
 
+    def visit_AugAssign(self, node: ast.AugAssign) -> ast.Assign:
+        # x op= y  ->  x = x op y, so that the size checks of visit_BinOp apply to it too
+        target = node.target
+        if isinstance(target, ast.Name):
+            load: ast.expr = ast.Name(id=target.id, ctx=ast.Load())
+        else:
+            assert isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)  # checked before
+            load = ast.Attribute(value=ast.Name(id=target.value.id, ctx=ast.Load()), attr=target.attr, ctx=ast.Load())
+        binop = ast.copy_location(ast.BinOp(left=load, op=node.op, right=node.value), node)
+        return ast.copy_location(ast.Assign(targets=[target], value=self.visit_BinOp(binop)), node)
+
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> ast.expr:
+        self.generic_visit(node)
+        return ast.copy_location(_call("_mm_strlen", node), node)
+
     def visit_BinOp(self, node: ast.BinOp) -> ast.expr:
         self.generic_visit(node)
-        helper = {ast.Mult: "_mm_mul", ast.Pow: "_mm_pow", ast.LShift: "_mm_lshift", ast.Mod: "_mm_mod"}.get(
+        helper = {ast.Mult: "_mm_mul", ast.Pow: "_mm_pow", ast.LShift: "_mm_lshift", ast.Mod: "_mm_mod",
+                  ast.Add: "_mm_add"}.get(
             type(node.op)
         )
         if helper is None:
@@ -317,24 +353,32 @@ class _Instrument(ast.NodeTransformer):
 
 
 class _Budget:
-    def __init__(self, max_ticks: int, time_limit_s: float) -> None:
+    def __init__(self, max_ticks: int, time_limit_s: float, max_memory_growth_kb: int) -> None:
         self.max_ticks = max_ticks
+        self.max_memory_growth_kb = max_memory_growth_kb
         self.time_limit_s = time_limit_s
         self.ticks = 0
         self.deadline = math.inf
+        self.peak_kb = 0
         self.what = ""
 
     def begin(self, what: str) -> None:
         self.ticks = 0
         self.what = what
         self.deadline = time.perf_counter() + self.time_limit_s
+        self.peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def tick(self) -> None:
         self.ticks += 1
         if self.ticks > self.max_ticks:
             raise PolicyTimeout(f"exceeded the budget of {self.max_ticks} loop iterations/calls")
-        if not self.ticks & 1023 and time.perf_counter() > self.deadline:
-            raise PolicyTimeout(f"exceeded the time limit of {self.time_limit_s:g} s")
+        if not self.ticks & 255:
+            if time.perf_counter() > self.deadline:
+                raise PolicyTimeout(f"exceeded the time limit of {self.time_limit_s:g} s")
+            # Copies (a.copy(), a[:], list(a)) are not size-checked one by one: bound their sum
+            # through the process's peak memory instead (a memory-bomb loop stops within 256 ticks).
+            if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - self.peak_kb > self.max_memory_growth_kb:
+                raise PolicyError(f"grew the process by more than {self.max_memory_growth_kb // 1024} MiB")
 
     def iterate(self, items: Iterable[Any]) -> Iterator[Any]:
         for item in items:
@@ -361,6 +405,18 @@ def _pow(a: Any, b: Any) -> Any:
     if isinstance(a, int) and isinstance(b, int) and b > 0 and max(a.bit_length(), 1) * b > MAX_INT_BITS:
         raise PolicyError(f"integer power exceeds the limit of {MAX_INT_BITS} bits")
     return _check_size(a**b)
+
+
+def _add(a: Any, b: Any) -> Any:
+    if isinstance(a, (str, list, tuple)) and isinstance(b, (str, list, tuple)) and len(a) + len(b) > MAX_SEQUENCE:
+        raise PolicyError(f"concatenation to {len(a) + len(b)} items exceeds the limit of {MAX_SEQUENCE}")
+    return a + b
+
+
+def _strlen(value: str) -> str:
+    if len(value) > MAX_SEQUENCE:
+        raise PolicyError(f"string of {len(value)} characters exceeds the limit of {MAX_SEQUENCE}")
+    return value
 
 
 def _mod(a: Any, b: Any) -> Any:
@@ -394,6 +450,7 @@ class SandboxedPolicy:
         name: str = "policy",
         max_ticks: int = MAX_TICKS,
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+        max_memory_growth_mb: int = MAX_MEMORY_GROWTH_KB // 1024,
     ) -> None:
         self.name = name
         self.source = source
@@ -404,7 +461,7 @@ class SandboxedPolicy:
         tree = ast.fix_missing_locations(_Instrument().visit(tree))
         code = compile(tree, self._filename, "exec")
 
-        self._budget = _Budget(max_ticks, time_limit_s)
+        self._budget = _Budget(max_ticks, time_limit_s, max_memory_growth_mb * 1024)
         self._random = _SeededRandom()
         random_facade = self._random.facade()
 
@@ -426,6 +483,8 @@ class SandboxedPolicy:
             "_mm_pow": _pow,
             "_mm_lshift": _lshift,
             "_mm_mod": _mod,
+            "_mm_add": _add,
+            "_mm_strlen": _strlen,
             **SKILL_CONSTANTS,
         }
         self._guarded("module", lambda: exec(code, self._namespace))  # noqa: S102 - checked, instrumented code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -132,3 +133,37 @@ def test_reference_policies_load_through_the_checker(name: str) -> None:
 def test_unknown_reference_is_a_clear_error() -> None:
     with pytest.raises(KeyError, match="no reference policy 'nope'"):
         reference_source("nope")
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("x = [0]\nfor i in range(40):\n    x = x + x\nreturn 0", "concatenation"),
+        ("x = [0]\nfor i in range(40):\n    x += x\nreturn 0", "concatenation"),
+        ("s = 'ab'\nfor i in range(40):\n    s = f'{s}{s}'\nreturn 0", "string of"),
+        ("return str([0] * 1000)", "str() only converts"),
+        ("return sum([[1]] * 10, [])", "sum() only adds numbers"),
+        ("keep = []\nbig = list(range(100000))\nfor i in range(100000):\n    keep.append(big.copy())\nreturn 0",
+         "grew the process"),
+    ],
+)
+def test_size_bombs_are_stopped(body: str, fragment: str) -> None:
+    p = load_policy(policy_with(body), name="bomb", max_memory_growth_mb=32)
+    p.start(random.Random(0))
+    with pytest.raises(PolicyError, match=re.escape(fragment)):
+        p.choose(None)
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [("return ''.join(['a'])", "'join'"), ("x = [1]\nx.extend(x)", "'extend'"), ("x = [1]\nx[0] += 1", "augmented")],
+)
+def test_amplifying_methods_rejected(body: str, fragment: str) -> None:
+    with pytest.raises(SubsetError, match=fragment):
+        load_policy(policy_with(body))
+
+
+def test_augmented_assignment_still_works() -> None:
+    p = load_policy(policy_with("memory.n += 2\nk = 3\nk *= 2\nk -= 1\nreturn memory.n + k - 5"))
+    p.start(random.Random(0))
+    assert p.choose(None) == 2
