@@ -184,6 +184,8 @@ class RandomSkillPolicy:
 
 __all__ = [
     "SKILL_CONSTANTS",
+    "STATE_FIELD_DOCS",
+    "contract_text",
     "SKILL_NAMES",
     "STATE_FIELDS",
     "CropView",
@@ -195,3 +197,45 @@ __all__ = [
     "SkillState",
     "SubsetError",
 ]
+
+
+# One line per SkillState field, for prompts that ask an LLM to write a policy over skills.
+STATE_FIELD_DOCS: dict[str, str] = {
+    "skill": "id of the skill that just ended (DISCOVERER at the start of an episode)",
+    "skill_turns": "game turns the ended skill ran",
+    "skill_steps": "agent steps the ended skill ran",
+    "depth": "current dungeon depth, 1 = first level",
+    "dungeon": "0 = main Dungeons of Doom, 2 = Gnomish Mines (other numbers: other branches)",
+    "branch_depth": "depth of the main-dungeon level whose second down staircase leads to the Mines, None if not found yet",
+    "max_depth": "deepest depth reached this episode, in any branch",
+    "xp_level": "experience level",
+    "gold": "gold carried",
+    "kills": "monsters the agent killed or destroyed this episode",
+    "ate_in_mines": "True once the agent has eaten from its inventory inside the Gnomish Mines",
+    "sales": "items sold to shopkeepers this episode",
+    "turn": "game turn",
+    "step": "agent steps taken this episode",
+    "worshipper_available": "an altar is next to the agent and it carries an item it found (WORSHIPPER may start)",
+    "merchant_available": "a shopkeeper is next to the agent and it carries an item it found (MERCHANT may start)",
+    "visited_main_depths": "set of main-dungeon depths visited this episode",
+}
+assert set(STATE_FIELD_DOCS) == set(STATE_FIELDS), "document every SkillState field"
+
+
+def contract_text() -> str:
+    """The policy-over-skills contract as plain text, for code-generation prompts."""
+    fields_text = "\n".join(f"    state.{name}: {doc}" for name, doc in STATE_FIELD_DOCS.items())
+    names = ", ".join(f"{s.name} = {int(s)}" for s in Skill)
+    return (
+        "Write Python in a small subset: no imports except random and math, no classes, no lambda, no try, "
+        "no I/O, no names or attributes starting with '_'.\n"
+        f"Skill ids are predefined constants: {names}.\n"
+        "Define at module level:\n"
+        "  SKILL_TURNS = <int>            # D: the discoverer runs D game turns, worshipper and merchant 20*D\n"
+        "  def start(memory): ...         # each episode; store your own variables as memory.<name>\n"
+        "  def choose_skill(state, memory): ...  # each time a skill ends; return the next skill id\n"
+        "state is read-only and has:\n"
+        f"{fields_text}\n"
+        "  state.available: ids of the skills that may start now\n"
+        "random is seeded for you; use random.random(), random.choice(...), random.randint(a, b)."
+    )

@@ -167,3 +167,11 @@ def test_augmented_assignment_still_works() -> None:
     p = load_policy(policy_with("memory.n += 2\nk = 3\nk *= 2\nk -= 1\nreturn memory.n + k - 5"))
     p.start(random.Random(0))
     assert p.choose(None) == 2
+
+
+def test_contract_text_documents_every_state_field() -> None:
+    from maestromotif.skills.contract import STATE_FIELDS, contract_text
+
+    text = contract_text()
+    assert all(f"state.{name}:" in text for name in STATE_FIELDS)
+    assert "MERCHANT = 4" in text and "SKILL_TURNS" in text
