@@ -191,7 +191,7 @@ def make_channel(address: str, options: ClientOptions | None = None) -> grpc.Cha
 
 def backoff(initial_s: float = 0.1, max_s: float = 5.0) -> wait_exponential_jitter:
     """The kit's jittered exponential backoff, for code that re-opens broken streams (tenacity ``wait=``)."""
-    return wait_exponential_jitter(initial=initial_s, max=max_s, jitter=initial_s)
+    return wait_exponential_jitter(multiplier=initial_s, max=max_s, jitter=initial_s)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -240,7 +240,7 @@ def wait_for_serving(
         for try_ in Retrying(
             retry=retry_if_exception(lambda e: isinstance(e, _NotYet)),
             stop=stop_after_delay(timeout_s),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             reraise=True,
         ):
             with try_:

@@ -24,8 +24,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import pkgutil
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -52,6 +54,8 @@ BuildFn = Callable[[Any, "ServiceContext"], "Iterable[Cleanup] | Cleanup | None"
 
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 SERVICES_PACKAGE = "services"
+# How long stop() still waits for handler threads once the grace period is over.
+_AFTER_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,9 @@ class RunningService:
         ctx: ServiceContext,
         port: int,
         metrics_httpd: Any | None,
+        executor: futures.ThreadPoolExecutor | None = None,
     ) -> None:
+        self._executor = executor
         self.spec = spec
         self.config = config
         self.server = server
@@ -159,6 +165,12 @@ class RunningService:
         self.metrics_port: int | None = metrics_httpd.server_address[1] if metrics_httpd is not None else None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
+        self._forced = threading.Event()
+        self._force_sent = False
+
+    def force(self) -> None:
+        """Cut a running graceful stop short: cancel in-flight calls now."""
+        self._forced.set()
 
     @property
     def address(self) -> str:
@@ -183,7 +195,21 @@ class RunningService:
             if self.config.shutdown_delay_s > 0:
                 time.sleep(self.config.shutdown_delay_s)
             # server.stop refuses new calls at once and cancels whatever is still running after `grace`.
-            self.server.stop(grace).wait()
+            done = self.server.stop(grace)
+            # gRPC's event fires only once every handler has returned; a handler that ignores
+            # cancellation would hold shutdown forever, so stop waiting shortly after the grace.
+            give_up = time.monotonic() + grace + _AFTER_GRACE_S
+            while not done.wait(0.1):
+                if self._forced.is_set() and not self._force_sent:
+                    self.server.stop(0)
+                    self._force_sent = True
+                    give_up = min(give_up, time.monotonic() + _AFTER_GRACE_S)
+                if time.monotonic() >= give_up:
+                    log.warning("handlers still running after the grace period; stopping without them")
+                    break
+            if self._executor is not None:
+                # Idle handler threads end now; a handler ignoring cancellation keeps only its own thread.
+                self._executor.shutdown(wait=False, cancel_futures=True)
             for fn in reversed(self.ctx.cleanups):
                 try:
                     fn()
@@ -194,6 +220,16 @@ class RunningService:
                 self._metrics_httpd.server_close()
             self._stopped.set()
             log.info("stopped")
+
+    def handler_threads(self, wait_s: float = 0.0) -> list[str]:
+        """Names of this server's handler threads still alive, after waiting up to ``wait_s`` for them."""
+        prefix = f"{self.spec.name}-rpc"
+        deadline = time.monotonic() + wait_s
+        while True:
+            alive = [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+            if not alive or time.monotonic() >= deadline:
+                return [t.name for t in alive]
+            alive[0].join(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until stopped; True if it stopped within ``timeout``."""
@@ -255,8 +291,9 @@ def start(
     if token:
         # Auth runs after the observability interceptor so refused calls are counted too.
         interceptors.append(AuthInterceptor(token, metrics))
+    executor = futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{spec.name}-rpc")
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix=f"{spec.name}-rpc"),
+        executor,
         interceptors=interceptors,
         options=server_options(config),
         maximum_concurrent_rpcs=config.max_concurrent_rpcs,
@@ -295,7 +332,7 @@ def start(
             _run_cleanups(ctx)
             raise ConfigError(f"metrics_port: cannot bind {config.metrics_host}:{config.metrics_port} ({exc})") from exc
     server.start()
-    running = RunningService(spec, config, server, ctx, port, httpd)
+    running = RunningService(spec, config, server, ctx, port, httpd, executor)
     if spec.ready_on_start:
         ctx.set_serving(True)
     log.info(
@@ -345,9 +382,18 @@ def serve(spec: ServiceSpec, config: ServiceConfig) -> int:
         while stopper.is_alive():
             if forced.is_set():
                 log.warning("second signal: cancelling in-flight calls")
-                running.server.stop(0)
+                running.force()
                 forced.clear()
             stopper.join(0.2)
+        stuck = running.handler_threads(wait_s=2.0)
+        if stuck:
+            # A handler ignoring cancellation still runs; Python would join its thread at exit and
+            # outlive the grace period. Drain and cleanups are done, so exit now.
+            log.warning("exiting with handler threads still running", extra={"threads": ",".join(stuck)})
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     finally:
         for s, handler in previous.items():

@@ -36,7 +36,15 @@ def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: expected milliseconds as ASCII digits")
     end = time.monotonic() + ms / 1000.0
     while time.monotonic() < end:
+        if not context.is_active():  # a cooperative handler: stop work the caller no longer awaits
+            return b""
         time.sleep(0.01)
+    return b"done"
+
+
+def _stuck(request: bytes, context: grpc.ServicerContext) -> bytes:
+    """Sleeps for the given milliseconds ignoring cancellation: the worst case for shutdown."""
+    time.sleep(int(request.decode() or "0") / 1000.0)
     return b"done"
 
 
@@ -72,6 +80,7 @@ def build(config: EchoConfig, ctx: ServiceContext) -> None:
         "Log": grpc.unary_unary_rpc_method_handler(_log),
         "Echo": grpc.unary_unary_rpc_method_handler(_echo),
         "Slow": grpc.unary_unary_rpc_method_handler(_slow),
+        "Stuck": grpc.unary_unary_rpc_method_handler(_stuck),
         "Greet": grpc.unary_unary_rpc_method_handler(lambda r, c: config.greeting.encode()),
     }
     ctx.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

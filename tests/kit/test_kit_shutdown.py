@@ -1,0 +1,121 @@
+"""Graceful shutdown of a real service process: SIGTERM during an in-flight call."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import grpc
+from kit_testsvc.echo.server import SERVICE
+
+from maestromotif.kit import ClientOptions, make_channel, wait_for_serving
+
+KIT_TESTS = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_echo(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": f"{KIT_TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "maestromotif.kit", "echo", "--package", "kit_testsvc",
+         "--port", str(port), "--set", "metrics_enabled=false", *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_for_serving(address, timeout_s=60, alive=lambda: proc.poll() is None)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc, address
+
+
+def in_flight_call(address: str, millis: int, method: str = "Slow") -> tuple[threading.Thread, dict[str, object], threading.Event]:
+    """Start a Slow call in a thread; the event fires once the server has started handling it."""
+    result: dict[str, object] = {}
+    started = threading.Event()
+    ch = make_channel(address, ClientOptions(deadline_s=60, max_attempts=1))
+
+    def run() -> None:
+        fut = ch.unary_unary(f"/{SERVICE}/{method}").future(str(millis).encode())
+        started.set()
+        try:
+            result["reply"] = fut.result()
+        except grpc.RpcError as exc:
+            result["code"] = exc.code()
+        ch.close()
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, result, started
+
+
+def test_sigterm_drains_in_flight_call_then_exits_zero() -> None:
+    proc, address = start_echo("--set", "grace_s=30")
+    try:
+        t, result, started = in_flight_call(address, 1500)
+        started.wait(10)
+        # Make sure the server really holds the call: a fresh call still succeeds meanwhile.
+        probe = make_channel(address, ClientOptions(deadline_s=10))
+        assert probe.unary_unary(f"/{SERVICE}/Echo")(b"p") == b"p"
+        probe.close()
+        proc.send_signal(signal.SIGTERM)
+        t.join(60)
+        assert result == {"reply": b"done"}, result
+        assert proc.wait(timeout=60) == 0
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        assert "shutting down" in out and '"stopped"' in out
+        # After exit nothing listens any more.
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", int(address.rsplit(":", 1)[1]))) != 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_second_signal_cancels_the_drain_even_with_a_stuck_handler() -> None:
+    proc, address = start_echo("--set", "grace_s=120")
+    try:
+        # Stuck ignores cancellation: the process must still exit promptly after the second signal.
+        t, result, started = in_flight_call(address, 60_000, method="Stuck")
+        started.wait(10)
+        probe = make_channel(address, ClientOptions(deadline_s=10))
+        assert probe.unary_unary(f"/{SERVICE}/Echo")(b"p") == b"p"
+        probe.close()
+        proc.send_signal(signal.SIGTERM)
+        # Wait until the server has started draining (health no longer answers SERVING).
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        hc = make_channel(address, ClientOptions(deadline_s=2, max_attempts=1))
+        for _ in range(200):
+            try:
+                if health_pb2_grpc.HealthStub(hc).Check(health_pb2.HealthCheckRequest()).status != 1:
+                    break
+            except grpc.RpcError:
+                break
+            threading.Event().wait(0.05)
+        hc.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        t.join(60)
+        assert "reply" not in result and result.get("code") in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
