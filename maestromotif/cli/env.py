@@ -86,7 +86,7 @@ def run(
     from maestromotif.env.nethack_env import NetHackMonk
     from maestromotif.skills import SKILL_NAMES, RandomSkillPolicy
     from maestromotif.skills.controller import SkillController
-    from maestromotif.skills.reference import REFERENCE_NAMES, TRAINING_POLICY, load_reference
+    from maestromotif.skills.reference import REFERENCE_NAMES, load_reference
     from maestromotif.tasks import TASKS, TaskTracker, summarize
 
     if task not in REFERENCE_NAMES:
