@@ -146,7 +146,8 @@ def up_command(
         return
 
     rank = {name: i for i, name in enumerate(CANONICAL_ORDER)}
-    extra_rank = {name: len(CANONICAL_ORDER) + i for i, name in enumerate(sorted(n for n in order if n not in rank))}
+    # Services outside the canonical five take the next offsets, in start order.
+    extra_rank = {name: len(CANONICAL_ORDER) + i for i, name in enumerate(n for n in order if n not in rank)}
     ports: dict[str, tuple[int, int]] = {}
     for name in order:
         spec = specs[name]
