@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,8 +13,9 @@ from typing import Annotated, Any
 import typer
 
 from maestromotif.kit.config import ConfigError
+from maestromotif.kit.local import LocalProcesses, ServiceStartError, serve_argv, terminate
 from maestromotif.kit.runner import serve_command, services_package
-from maestromotif.kit.server import SERVICES_PACKAGE, ServiceSpec, available_services, load_spec
+from maestromotif.kit.server import ServiceSpec, available_services, load_spec
 
 # Start order when dependencies do not decide it; also the order of --base-port offsets,
 # which matches the default ports (learner 50051, actors 50052, reward 50053, ...).
@@ -29,6 +29,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 @dataclass
 class _Child:
+    """Kept for callers written before maestromotif.kit.local existed (use LocalProcesses instead)."""
+
     spec: ServiceSpec
     port: int
     metrics_port: int
@@ -37,6 +39,16 @@ class _Child:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+def _serve_argv(name: str, package: str, port: int, metrics_port: int, sets: list[str]) -> list[str]:
+    """Deprecated alias of maestromotif.kit.local.serve_argv."""
+    return serve_argv(name, port, metrics_port, sets, package)
+
+
+def _terminate(children: list[Any], grace_s: float) -> None:
+    """Deprecated alias of maestromotif.kit.local.terminate."""
+    terminate(children, grace_s)
 
 
 def start_order(specs: dict[str, ServiceSpec]) -> list[str]:
@@ -62,41 +74,6 @@ def start_order(specs: dict[str, ServiceSpec]) -> list[str]:
     return order
 
 
-def _terminate(children: list[_Child], grace_s: float) -> None:
-    """SIGTERM every child's process group (reverse start order), SIGKILL what is left after grace."""
-    for child in reversed(children):
-        if child.proc.poll() is None:
-            try:
-                os.killpg(child.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + grace_s
-    for child in reversed(children):
-        remaining = max(0.0, deadline - time.monotonic())
-        try:
-            child.proc.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            pass
-    for child in children:
-        # Kill the whole group even if the leader exited: helpers it spawned must not survive.
-        try:
-            os.killpg(child.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if child.proc.poll() is None:
-            child.proc.wait()
-
-
-def _serve_argv(name: str, package: str, port: int, metrics_port: int, sets: list[str]) -> list[str]:
-    # The kit's own entry point: a service process need not import every CLI area.
-    argv = [sys.executable, "-m", "maestromotif.kit", name, "--port", str(port), "--metrics-port", str(metrics_port)]
-    if package != SERVICES_PACKAGE:
-        argv += ["--package", package]
-    for s in sets:
-        argv += ["--set", s]
-    return argv
-
-
 def up_command(
     services: Annotated[str | None, typer.Option(help="Comma-separated services to start (default: all available).")] = None,
     base_port: Annotated[int | None, typer.Option(help="gRPC ports base+0.. in learner, actors, reward, annotator, codegen order.")] = None,
@@ -115,8 +92,6 @@ def up_command(
     """
     from rich.console import Console
     from rich.table import Table
-
-    from maestromotif.kit.client import NotServingError, wait_for_serving
 
     pkg = services_package(package)
     console = Console(stderr=True)
@@ -162,7 +137,7 @@ def up_command(
         stop_signal.append(signum)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    children: list[_Child] = []
+    procs = LocalProcesses(grace_s=grace, package=pkg)
     exit_code = 0
     try:
         for name in order:
@@ -173,58 +148,37 @@ def up_command(
                 for peer in order
                 if peer != name and f"{peer}_address" in spec.config_cls.model_fields
             ]
-            argv = _serve_argv(name, pkg, port, mport, wiring + per_service[name])
-            # Own process group (new session): Ctrl-C reaches only `up`, which stops children in order.
-            proc = subprocess.Popen(argv, start_new_session=True)
-            child = _Child(spec, port, mport, proc)
-            children.append(child)
-            console.print(f"starting [bold]{name}[/] on {child.address} (pid {proc.pid})")
-            deadline = time.monotonic() + start_timeout
-            while True:
-                if stop_signal:
-                    raise KeyboardInterrupt
-                try:
-                    wait_for_serving(
-                        child.address,
-                        timeout_s=min(1.0, max(0.1, deadline - time.monotonic())),
-                        alive=lambda p=proc: p.poll() is None,
-                    )
-                    break
-                except NotServingError as exc:
-                    if proc.poll() is not None:
-                        raise RuntimeError(f"{name} exited with code {proc.returncode} before SERVING") from exc
-                    if time.monotonic() >= deadline:
-                        raise RuntimeError(f"{name}: {exc}") from exc
+            console.print(f"starting [bold]{name}[/] on 127.0.0.1:{port}")
+            procs.start(
+                name, port, mport, wiring + per_service[name], timeout_s=start_timeout, interrupted=lambda: bool(stop_signal)
+            )
         table = Table(title="maestromotif services (127.0.0.1)")
         for col in ("service", "gRPC", "metrics", "pid"):
             table.add_column(col)
-        for child in children:
-            table.add_row(
-                child.spec.name, child.address, f"http://127.0.0.1:{child.metrics_port}/metrics", str(child.proc.pid)
-            )
+        for p in procs.processes:
+            table.add_row(p.name, p.address, p.metrics_url, str(p.proc.pid))
         Console().print(table)
         console.print("all SERVING; Ctrl-C stops them")
         sys.stdout.flush()
         while not stop_signal:
-            dead = [c for c in children if c.proc.poll() is not None]
+            dead = procs.dead()
             if dead:
-                c = dead[0]
-                console.print(f"[red]{c.spec.name} exited with code {c.proc.returncode}; stopping the others[/]")
+                console.print(f"[red]{dead[0].name} exited with code {dead[0].proc.returncode}; stopping the others[/]")
                 exit_code = 1
                 break
             time.sleep(0.2)
     except KeyboardInterrupt:
         pass
-    except RuntimeError as exc:
+    except ServiceStartError as exc:
         console.print(f"[red]error: {exc}[/]")
         exit_code = 1
     finally:
         console.print("stopping services")
-        _terminate(children, grace)
+        procs.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if children:
-        console.print("stopped: " + ", ".join(f"{c.spec.name}={c.proc.returncode}" for c in children))
+    if procs.processes:
+        console.print("stopped: " + ", ".join(f"{p.name}={p.proc.returncode}" for p in procs.processes))
     raise typer.Exit(exit_code)
 
 
