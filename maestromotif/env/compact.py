@@ -94,36 +94,57 @@ def validate(batch: CompactBatch, n: int | None = None) -> int:
     return n
 
 
+class Cropper:
+    """12x12 crops around the heroes of N [24, 80] tty arrays, top-left at (row - 6, col - 6).
+
+    Cells off the screen are 0. The screens are copied into a zero-bordered
+    buffer so that every crop is one flat gather: a handful of numpy calls
+    for the whole batch, whatever N is.
+    """
+
+    def __init__(self, n: int, rows: int = TTY_ROWS, cols: int = TTY_COLS) -> None:
+        self.n, self.rows, self.cols = n, rows, cols
+        self._pad = np.zeros((n, rows + CROP_SIZE, cols + CROP_SIZE), dtype=np.uint8)
+        h, w = self._pad.shape[1:]
+        self._w = w
+        self._grid = (np.arange(CROP_SIZE)[:, None] * w + np.arange(CROP_SIZE)[None, :]).astype(np.intp)
+        self._base = (np.arange(n) * h * w).astype(np.intp)
+
+    def __call__(self, tty: np.ndarray, hero_row: np.ndarray, hero_col: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if tty.shape != (self.n, self.rows, self.cols):
+            raise ValueError(f"tty: shape {tty.shape}, expected {(self.n, self.rows, self.cols)}")
+        # int8 colours are 0..15: reinterpret, no conversion needed
+        self._pad[:, CROP_HALF : CROP_HALF + self.rows, CROP_HALF : CROP_HALF + self.cols] = tty.view(np.uint8)
+        # padded coordinates of the crop's top-left are (row - 6 + 6, col - 6 + 6)
+        start = self._base + hero_row.astype(np.intp) * self._w + hero_col.astype(np.intp)
+        idx = start[:, None, None] + self._grid
+        if out is None:
+            out = np.empty((self.n, CROP_SIZE, CROP_SIZE), dtype=np.uint8)
+        np.take(self._pad.reshape(-1), idx, out=out.view(np.uint8))
+        return out
+
+
 def crop_around_hero(
     tty: np.ndarray, hero_row: np.ndarray, hero_col: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     """12x12 crops of [N, 24, 80] tty arrays, top-left at (row - 6, col - 6), 0 off-screen."""
-    n = tty.shape[0]
-    offs = np.arange(-CROP_HALF, CROP_SIZE - CROP_HALF)
-    rows = hero_row.astype(np.intp)[:, None] + offs  # [N, 12]
-    cols = hero_col.astype(np.intp)[:, None] + offs
-    rvalid = (rows >= 0) & (rows < tty.shape[1])
-    cvalid = (cols >= 0) & (cols < tty.shape[2])
-    np.clip(rows, 0, tty.shape[1] - 1, out=rows)
-    np.clip(cols, 0, tty.shape[2] - 1, out=cols)
-    crop = tty[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-    crop[~(rvalid[:, :, None] & cvalid[:, None, :])] = 0
-    if out is None:
-        return crop
-    out[...] = crop  # same-size casts int8 colours to uint8 (values 0..15)
-    return out
+    if not (((hero_row >= 0) & (hero_row < tty.shape[1])).all() and ((hero_col >= 0) & (hero_col < tty.shape[2])).all()):
+        raise ValueError("hero position outside the screen")
+    return Cropper(tty.shape[0], tty.shape[1], tty.shape[2])(tty, hero_row, hero_col, out)
+
+
+_BL_SCALE: Final = STATS_SCALE[:NUM_BLSTATS].copy()
 
 
 def fill_stats(
     blstats: np.ndarray, extras: np.ndarray, skills: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
-    """Normalized 35-vectors: blstats x scale, extras [N, 3] (27..29), skill one-hot [30..34].
+    """Normalized 35-vectors: blstats x scale, extras [N, 3] (27..29, scale 1), skill one-hot [30..34].
 
     Unclipped, as the method specifies (method.md 2.3).
     """
-    out[:, :NUM_BLSTATS] = blstats
+    np.multiply(blstats, _BL_SCALE, out=out[:, :NUM_BLSTATS], casting="unsafe")
     out[:, NUM_BLSTATS:SKILL_ONEHOT_OFFSET] = extras
     out[:, SKILL_ONEHOT_OFFSET:] = 0.0
     out[np.arange(out.shape[0]), SKILL_ONEHOT_OFFSET + skills.astype(np.intp)] = 1.0
-    out *= STATS_SCALE
     return out

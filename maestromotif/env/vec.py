@@ -78,11 +78,11 @@ def _check_actions(actions: Any, n: int) -> list[int]:
         raise ValueError(f"actions: shape {a.shape}, expected ({n},)")
     if a.dtype.kind not in "iu":
         raise ValueError(f"actions: dtype {a.dtype}, expected integers")
-    bad = np.flatnonzero((a < 0) | (a >= NUM_ACTIONS))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"invalid action id {int(a[i])} for env {i}: expected an integer in [0, {NUM_ACTIONS})")
-    return a.tolist()
+    acts: list[int] = a.tolist()
+    if min(acts) < 0 or max(acts) >= NUM_ACTIONS:  # plain Python: cheaper than numpy on a few ids
+        i = next(i for i, x in enumerate(acts) if not 0 <= x < NUM_ACTIONS)
+        raise ValueError(f"invalid action id {acts[i]} for env {i}: expected an integer in [0, {NUM_ACTIONS})")
+    return acts
 
 
 def _check_skill(skill: Any, env_index: int) -> int:
@@ -134,6 +134,8 @@ class EnvGroup:
         self.ep_skill_steps = np.zeros((n, NUM_SKILLS), dtype=np.int64)
         self.ep_max_depth = np.zeros(n, dtype=np.int64)
         self._rows = np.arange(n)
+        self._cropper = compact.Cropper(n)
+        self._extras = np.zeros((n, 3), dtype=np.float32)
         # starting-inventory letters of every game; each env writes its own row at reset
         self.start_letters = np.zeros((n, 256), dtype=bool)
         for i, env in enumerate(self.envs):
@@ -150,6 +152,7 @@ class EnvGroup:
         self._compact()
 
     def _begin(self, i: int, env: NetHackMonk, acquired: int | None = None) -> None:
+        """Statistics and controller of game i at the start of an episode."""
         self.ep_steps[i] = 0
         self.ep_return[i] = 0.0
         self.ep_skill_steps[i] = 0
@@ -205,15 +208,10 @@ class EnvGroup:
                 )
             )
             env.reset_game()
-        # acquired droppable items of every game at once (the controllers' item counts)
-        raw = self.raw
-        letters = raw["inv_letters"]
-        acquired = (
-            (letters != 0) & ~_DROP_EXCLUDED[raw["inv_oclasses"]] & ~self.start_letters[self._rows[:, None], letters]
-        ).sum(axis=1).tolist()
+        ctrls = self.controllers
+        acquired = self._acquired() if ctrls is not None else [None] * self.n
         for i in ended:
             self._begin(i, envs[i], acquired[i])
-        ctrls = self.controllers
         counts = self.message_counts
         if ctrls is None:
             for i, env in enumerate(envs):
@@ -231,6 +229,13 @@ class EnvGroup:
         self._compact()
         return finished
 
+    def _acquired(self) -> list[int]:
+        """Acquired droppable items of every game at once (the controllers' item counts)."""
+        letters = self.raw["inv_letters"]
+        return (
+            (letters != 0) & ~_DROP_EXCLUDED[self.raw["inv_oclasses"]] & ~self.start_letters[self._rows[:, None], letters]
+        ).sum(axis=1).tolist()
+
     def _compact(self) -> None:
         """Fill the compact fields for all games at once from the raw buffers."""
         raw, out = self.raw, self.out
@@ -238,20 +243,16 @@ class EnvGroup:
         np.maximum(self.ep_max_depth, bl[:, nethack.NLE_BL_DEPTH], out=self.ep_max_depth)
         row = bl[:, nethack.NLE_BL_Y] + 1
         col = bl[:, nethack.NLE_BL_X]
-        compact.crop_around_hero(raw["tty_chars"], row, col, out["tty_chars"])
-        compact.crop_around_hero(raw["tty_colors"], row, col, out["tty_colors"])
+        self._cropper(raw["tty_chars"], row, col, out["tty_chars"])
+        self._cropper(raw["tty_colors"], row, col, out["tty_colors"])
         msgs = out["messages"]
         msgs[...] = raw["message"]
         msgs[np.logical_or.accumulate(msgs == 0, axis=1)] = 0  # NUL-terminated: clear what follows
         oc = raw["inv_oclasses"]
-        extras = np.stack(
-            [
-                self.spells,
-                np.count_nonzero(oc == nethack.POTION_CLASS, axis=1).astype(np.float32),
-                np.count_nonzero(oc == nethack.FOOD_CLASS, axis=1).astype(np.float32),
-            ],
-            axis=1,
-        )
+        extras = self._extras
+        extras[:, 0] = self.spells
+        np.sum(oc == nethack.POTION_CLASS, axis=1, out=extras[:, 1])
+        np.sum(oc == nethack.FOOD_CLASS, axis=1, out=extras[:, 2])
         compact.fill_stats(bl, extras, self.skills, out["stats"])
         out["skills"][:] = self.skills
         out["message_counts"][:] = self.message_counts

@@ -82,3 +82,22 @@ def test_validate_names_the_field() -> None:
     with pytest.raises(ValueError, match="misses"):
         compact.validate({})
     assert compact.nbytes_per_env() == 144 + 144 + 256 + 140 + 1 + 4 + 20
+
+
+def test_cropper_matches_naive_crop_everywhere() -> None:
+    rng = np.random.default_rng(0)
+    n = 64
+    tty = rng.integers(1, 256, size=(n, 24, 80), dtype=np.uint8)
+    rows = rng.integers(0, 24, size=n)
+    cols = rng.integers(0, 80, size=n)
+    got = compact.Cropper(n)(tty, rows, cols)
+    for i in range(n):
+        want = np.zeros((12, 12), dtype=np.uint8)
+        for dr in range(12):
+            for dc in range(12):
+                r, c = rows[i] - 6 + dr, cols[i] - 6 + dc
+                if 0 <= r < 24 and 0 <= c < 80:
+                    want[dr, dc] = tty[i, r, c]
+        np.testing.assert_array_equal(got[i], want)
+    signed = tty.view(np.int8) & 15  # int8 colours crop to the same values as uint8
+    np.testing.assert_array_equal(compact.Cropper(n)(signed, rows, cols), compact.Cropper(n)(tty & 15, rows, cols))
