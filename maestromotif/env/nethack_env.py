@@ -361,7 +361,7 @@ class NetHackMonk(gym.Env):
         for _ in range(MAX_HIDDEN_KEYS):
             if self.done:
                 return
-            in_yn, in_getlin, xwait = int(misc[0]), int(misc[1]), int(misc[2])
+            in_yn, in_getlin, xwait = misc.tolist()
             if not (in_yn or in_getlin or xwait):
                 msg = self._raw_message()
                 if CONFIDENT in msg:
@@ -370,9 +370,9 @@ class NetHackMonk(gym.Env):
             msg = self._raw_message()
             if CONFIDENT in msg:
                 confident[0] = True
+            if self.trace is not None:  # tests: every message seen behind the hidden keys
+                self.trace.append(msg)
             if xwait:
-                if self.trace is not None:
-                    self.trace.append(msg)
                 for km in KEY_MESSAGES:
                     if km in msg:
                         kept.append(msg)

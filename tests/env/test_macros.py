@@ -264,3 +264,28 @@ def test_episode_step_limit_truncates() -> None:
         assert info["episode"] == 1 and info["episode_step"] == 0
     finally:
         env.close()
+
+
+def test_climb_prompt_is_declined_unless_passed() -> None:
+    # the Monk starts on the up staircase of depth 1: "<" asks whether to leave the dungeon
+    env = NetHackMonk(seed=4)
+    try:
+        env.reset_game()
+        env.trace = []
+        env.act(Action.UP)
+        assert any(b"climb" in m for m in env.trace)  # asked, and declined by the hidden Esc
+        assert env._pending == 0 and not env.done and env.view().depth == 1
+    finally:
+        env.close()
+    env = NetHackMonk(seed=4, pass_climb_prompts=True)
+    try:
+        env.reset_game()
+        env.act(Action.UP)
+        assert b"climb" in env.message and env._pending != 0
+        env.act(Action.MORE)  # Enter takes the default answer: no
+        assert env._pending == 0 and not env.done and env.view().depth == 1
+        env.act(Action.UP)
+        _, terminated, _ = env.act(Action.NW)  # yes: the game ends
+        assert terminated
+    finally:
+        env.close()
