@@ -214,7 +214,7 @@ def load_config(
     values: dict[str, Any] = {}
     origin: dict[str, str] = {}
 
-    def put(layer: Mapping[str, Any], label: str | None, from_file: bool = False) -> None:
+    def put(layer: Mapping[str, Any], label: str | None) -> None:
         for key, value in layer.items():
             if key not in fields:
                 known = ", ".join(sorted(fields))
@@ -226,7 +226,7 @@ def load_config(
     if defaults:
         put(defaults, None)
     if config_file is not None:
-        put(_read_yaml(Path(config_file), service), f"config file {config_file}", from_file=True)
+        put(_read_yaml(Path(config_file), service), f"config file {config_file}")
     prefix = env_prefix(service)
     env = EnvSettingsSource(config_cls, case_sensitive=False, env_prefix=prefix)
     try:

@@ -260,3 +260,67 @@ def test_port_in_use_is_a_clear_error() -> None:
     with running(SPEC) as svc:
         with pytest.raises(ConfigError, match=r"metrics_port: cannot bind"):
             start(SPEC, overrides={"port": 0, "metrics_port": svc.metrics_port})
+
+
+def test_readiness_controlled_by_the_service() -> None:
+    from maestromotif.kit import ServiceConfig, ServiceSpec
+
+    contexts: list = []
+
+    def build(config: ServiceConfig, ctx: object) -> None:
+        contexts.append(ctx)
+
+    spec = ServiceSpec(
+        name="lazy", config_cls=ServiceConfig, build=build, default_port=0, default_metrics_port=0, ready_on_start=False
+    )
+    with running(spec, metrics_enabled=False) as svc:
+        health = health_pb2_grpc.HealthStub(svc.channel)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        contexts[0].set_serving(True)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == SERVING
+
+
+def test_peer_channel_carries_token_and_deadline() -> None:
+    """ctx.peer_channel: a service calling a peer that requires the shared token."""
+    with running(SPEC, auth_token="shared") as peer:
+        caller_cfg = SPEC.load_config(overrides={"auth_token": "shared", "peer_deadline_s": 0.3, "port": 0})
+        from maestromotif.kit.client import ClientOptions as CO
+
+        opts = CO.for_peer(caller_cfg)
+        assert opts.auth_token == "shared" and opts.deadline_s == 0.3
+        ch = make_channel(peer.address, opts)
+        assert call(ch, "Echo", b"hi") == b"hi"
+        with pytest.raises(grpc.RpcError) as err:
+            call(ch, "Slow", b"2000")  # the peer deadline applies
+        assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        ch.close()
+
+
+def test_client_options_validation() -> None:
+    with pytest.raises(ValueError, match="deadline_s"):
+        ClientOptions(deadline_s=0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        ClientOptions(max_attempts=9)
+    with pytest.raises(ValueError, match="host:port"):
+        make_channel("no-port")
+
+
+def test_wait_for_ready_rides_out_a_late_server() -> None:
+    """A call with wait_for_ready waits for a server that starts after the call was made."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ch = make_channel(f"127.0.0.1:{port}", ClientOptions(deadline_s=30, wait_for_ready=True))
+    result: dict[str, object] = {}
+    t = threading.Thread(target=lambda: result.setdefault("r", call(ch, "Echo", b"late")))
+    t.start()
+    threading.Event().wait(0.3)
+    svc = start(SPEC, overrides={"port": port, "metrics_enabled": False})
+    try:
+        t.join(30)
+        assert result == {"r": b"late"}
+    finally:
+        svc.stop(grace=0)
+        ch.close()
