@@ -1,0 +1,173 @@
+"""The two ways of asking an LLM which of two transitions better fits a skill.
+
+* ``compare`` (the paper's way): both transitions in one prompt, brief reasoning,
+  a final ``best_description`` line; the LAST verdict counts (D20); one retry
+  turn on a parse failure; label 3 if still none.
+* ``score`` (for small models): each transition alone gets a Yes/No question
+  about the skill's goal; its score is log P(Yes) - log P(No) of the first
+  answer token; scores are cached per (skill, shown text); the pair's label
+  compares the two scores with a tie margin.
+
+Default strategy per backend: ``score`` for the embedded (small) model, since
+small models asked to compare answer near chance (nearly always "1"); ``compare``
+for served large models, as in the paper (dependencies.md).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from maestromotif.annotation.prompts import (
+    RETRY_PROMPT,
+    compare_messages,
+    parse_verdict,
+    score_messages,
+    score_text,
+)
+from maestromotif.annotation.schema import (
+    LABEL_FIRST,
+    LABEL_SECOND,
+    LABEL_TIE,
+    LABEL_UNPARSED,
+    RAW_TEXT_MAX_CHARS,
+    Transition,
+)
+from maestromotif.llm.base import ChatMessage, Completion, GenerationParams, LLMBackend
+from maestromotif.skills.ids import Skill
+
+STRATEGIES = ("compare", "score")
+DEFAULT_TIE_MARGIN = 0.1  # identical messages score identically; ~0.1 separates real differences for 0.5B
+# The paper's sampling (method.md 5.3), with a smaller reply budget: a brief reasoning suffices.
+COMPARE_PARAMS = GenerationParams(max_new_tokens=768, temperature=0.1, top_p=0.95, top_k=50)
+
+
+def default_strategy(backend_kind: str) -> str:
+    return "score" if backend_kind == "embedded" else "compare"
+
+
+class AnnotationObserver:
+    """Hooks for metrics; the annotator service implements them with Prometheus."""
+
+    def llm_call(self, kind: str, seconds: float, prompt_tokens: int, completion_tokens: int) -> None: ...
+
+    def cache_hit(self) -> None: ...
+
+    def parse_failure(self, final: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class Annotation:
+    label: int
+    raw_text: str
+    first_score: float = math.nan
+    second_score: float = math.nan
+
+
+class ScoreCache:
+    """Bounded LRU of scores keyed by (skill, shown text); thread-safe."""
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[tuple[int, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: tuple[int, str]) -> float | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: tuple[int, str], value: float) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
+class Annotator:
+    """Labels pairs for a skill with one backend and one strategy."""
+
+    def __init__(self, backend: LLMBackend, strategy: str | None = None, *,
+                 tie_margin: float = DEFAULT_TIE_MARGIN, compare_params: GenerationParams = COMPARE_PARAMS,
+                 cache: ScoreCache | None = None, observer: AnnotationObserver | None = None) -> None:
+        strategy = strategy or default_strategy(backend.kind)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy {strategy!r} unknown; choose one of {STRATEGIES}")
+        if not 0.0 <= tie_margin < 100.0:
+            raise ValueError(f"tie_margin: {tie_margin} not in [0, 100)")
+        self.backend = backend
+        self.strategy = strategy
+        self.tie_margin = tie_margin
+        self.compare_params = compare_params
+        self.cache = cache or ScoreCache()
+        self.observer = observer or AnnotationObserver()
+
+    @property
+    def model_id(self) -> str:
+        return self.backend.model_id
+
+    def annotate(self, skill: Skill, first: Transition, second: Transition, *, seed: int | None = None) -> Annotation:
+        if self.strategy == "score":
+            return self._annotate_score(Skill(skill), first, second)
+        return self._annotate_compare(Skill(skill), first, second, seed)
+
+    # -- score
+    def score(self, skill: Skill, transition: Transition) -> float:
+        text = score_text(transition)
+        key = (int(skill), text)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.observer.cache_hit()
+            return cached
+        result = self.backend.yes_no_score(score_messages(skill, text))
+        self.observer.llm_call("score", result.seconds, result.prompt_tokens, 1)
+        self.cache.put(key, result.score)
+        return result.score
+
+    def _annotate_score(self, skill: Skill, first: Transition, second: Transition) -> Annotation:
+        s1 = self.score(skill, first)
+        s2 = self.score(skill, second)
+        diff = s1 - s2
+        if abs(diff) <= self.tie_margin:
+            label = LABEL_TIE
+        else:
+            label = LABEL_FIRST if diff > 0 else LABEL_SECOND
+        raw = f"score first={s1:.4f} second={s2:.4f} margin={self.tie_margin}"
+        return Annotation(label, raw, s1, s2)
+
+    # -- compare
+    def _chat(self, messages: Sequence[ChatMessage], seed: int | None) -> Completion:
+        params = self.compare_params
+        if seed is not None:
+            params = GenerationParams(params.max_new_tokens, params.temperature, params.top_p, params.top_k, seed,
+                                      params.stop)
+        completion = self.backend.chat(messages, params)
+        self.observer.llm_call("compare", completion.seconds, completion.prompt_tokens, completion.completion_tokens)
+        return completion
+
+    def _annotate_compare(self, skill: Skill, first: Transition, second: Transition, seed: int | None) -> Annotation:
+        messages = compare_messages(skill, first, second)
+        reply = self._chat(messages, seed).text
+        label = parse_verdict(reply)
+        raw = reply
+        if label is None:
+            self.observer.parse_failure(final=False)
+            retry = [*messages, ChatMessage("assistant", reply[:8000]), ChatMessage("user", RETRY_PROMPT)]
+            second_reply = self._chat(retry, seed).text
+            raw = f"{reply}\n\n[retry]\n{second_reply}"
+            label = parse_verdict(second_reply)
+            if label is None:
+                self.observer.parse_failure(final=True)
+                label = LABEL_UNPARSED
+        return Annotation(label, raw[:RAW_TEXT_MAX_CHARS])
