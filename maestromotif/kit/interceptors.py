@@ -105,8 +105,10 @@ class AuthInterceptor(grpc.ServerInterceptor):
         if got and hmac.compare_digest(got.encode("utf-8", "replace"), self._expected):
             return continuation(handler_call_details)
         handler = continuation(handler_call_details)
-        if handler is None:  # unknown method: let gRPC answer UNIMPLEMENTED... only after auth
-            handler = grpc.unary_unary_rpc_method_handler(lambda r, c: None)
+        if handler is None:
+            # Unknown method: UNIMPLEMENTED, as without auth. Reflection publishes the schema anyway,
+            # and labelling metrics by arbitrary unauthenticated method names would be unbounded.
+            return None
         if self._metrics is not None:
             self._metrics.auth_failures.labels(*_split(method)).inc()
         reason = "missing bearer token" if not got else "invalid bearer token"

@@ -324,3 +324,14 @@ def test_wait_for_ready_rides_out_a_late_server() -> None:
     finally:
         svc.stop(grace=0)
         ch.close()
+
+
+def test_unknown_method_is_unimplemented_and_not_labelled() -> None:
+    with running(SPEC, auth_token="tok") as svc:
+        anon = make_channel(svc.address, ClientOptions(deadline_s=10))
+        with pytest.raises(grpc.RpcError) as err:
+            call(anon, "NoSuchMethod")
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        anon.close()
+        text, _ = metrics_text(svc.metrics_port)
+        assert "NoSuchMethod" not in text
