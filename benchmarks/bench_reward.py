@@ -20,7 +20,8 @@ Printed: samples/s of each, the ratios (issue goal: >= 0.8 without cache,
 > 1 with it) and the hit ratio.
 Environment: BENCH_REWARD_BATCHES (measured batches per setting, default 2),
 BENCH_REWARD_WARM (cache warm-up batches, default 1), BENCH_REWARD_THREADS
-(torch CPU threads, default 2), BENCH_REWARD_PAIRS (see above).
+(torch CPU threads, default 2), BENCH_REWARD_PAIRS (see above), BENCH_REWARD_NPZ (a file: load the batches from it if it
+exists, else collect them and save them there; for machines without NLE).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 BATCH = 4096
+BATCH_KEYS = ("skills", "messages", "stat_changes", "message_counts")
 GAMES, STEPS = 128, 32
 
 
@@ -109,7 +111,17 @@ def main() -> None:
     pairs = os.environ.get("BENCH_REWARD_PAIRS")
     total = 2 * measured + warm
     t = time.perf_counter()
-    batches, source = pair_batches(pairs, total) if pairs else nle_batches(total)
+    saved = os.environ.get("BENCH_REWARD_NPZ")
+    if saved and os.path.exists(saved):
+        with np.load(saved) as data:
+            batches = [{k: data[f"{i}_{k}"] for k in BATCH_KEYS} for i in range(int(data["count"]))][:total]
+        source = f"{saved} (batches saved by an earlier run)"
+    else:
+        batches, source = pair_batches(pairs, total) if pairs else nle_batches(total)
+        if saved:
+            np.savez_compressed(saved, count=len(batches), **{f"{i}_{k}": b[k] for i, b in enumerate(batches) for k in BATCH_KEYS})
+    if len(batches) < total:
+        raise ValueError(f"BENCH_REWARD_NPZ: {saved} holds {len(batches)} batches, {total} needed")
     unique = [len(np.unique(np.concatenate([b["messages"], b["stat_changes"][:, :1].view(np.uint8)], axis=1), axis=0))
               for b in batches]
     print(f"workload: {len(batches)} batches of {BATCH} from {source} ({time.perf_counter() - t:.1f}s to collect); "

@@ -60,7 +60,7 @@ def test_report_and_plot_written(trained) -> None:
 
 def test_bundle_round_trip_identical_outputs(trained) -> None:
     result = trained.results["discoverer"]
-    loaded = load_bundle(result.bundle_dir)
+    loaded = load_bundle(result.bundle_dir, device=next(result.model.parameters()).device)
     assert loaded.meta == result.meta
     rng = np.random.default_rng(5)
     msgs = rng.integers(0, 256, (16, MESSAGE_LENGTH)).astype(np.uint8)
@@ -91,7 +91,8 @@ def test_normalization_has_no_nan_whatever_the_batch_size(trained) -> None:
     for batch in (1, unique, max(1, unique // 2), unique + 7):
         norm = normalization(result.model, data, "descender", batch_size=batch)
         assert np.isfinite([norm["mean"], norm["std"], norm["threshold"], *norm["quantiles"]]).all()
-        assert norm["mean"] == pytest.approx(result.meta.mean, abs=1e-5)
+        # Batch size changes the kernels (TF32 on CUDA): equal up to rounding.
+        assert norm["mean"] == pytest.approx(result.meta.mean, abs=1e-5 if not torch.cuda.is_available() else 1e-3)
 
 
 def test_tie_target_is_half_and_its_loss_is_minimal_at_equal_rewards() -> None:
