@@ -10,6 +10,7 @@ source the value came from and the reason.
 from __future__ import annotations
 
 import json
+import os
 import re
 import typing
 from collections.abc import Mapping
@@ -228,6 +229,13 @@ def load_config(
     if config_file is not None:
         put(_read_yaml(Path(config_file), service), f"config file {config_file}")
     prefix = env_prefix(service)
+    # A misspelt variable must not be ignored silently, just like a misspelt file key.
+    stray = sorted(
+        k for k in os.environ if k.upper().startswith(prefix) and k[len(prefix) :].lower() not in fields
+    )
+    if stray:
+        known = ", ".join(prefix + f.upper() for f in sorted(fields))
+        raise ConfigError(f"environment {stray[0]}: unknown field {stray[0][len(prefix):].lower()!r}; known: {known}")
     env = EnvSettingsSource(config_cls, case_sensitive=False, env_prefix=prefix)
     try:
         env_values = env()

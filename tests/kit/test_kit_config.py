@@ -130,3 +130,9 @@ def test_parse_assignments() -> None:
     assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ConfigError, match=r"expected field=value"):
         parse_assignments(["novalue"])
+
+
+def test_misspelt_env_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAESTROMOTIF_ECHO_PROT", "1")
+    with pytest.raises(ConfigError, match=r"environment MAESTROMOTIF_ECHO_PROT: unknown field 'prot'"):
+        SPEC.load_config()
