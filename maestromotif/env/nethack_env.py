@@ -156,6 +156,18 @@ class MessageCounter:
         return c
 
 
+def hide_messages(top_line: bytes) -> bytes:
+    """Drop the messages starting "You see"/"You hear" from a top line.
+
+    NetHack's config file would hide them (MSGTYPE=hide) so they are never
+    shown; NLE 1.0 cannot take one, so the wrapper removes them. The tty
+    joins the messages of one turn on the top line with two spaces.
+    """
+    if top_line.startswith(HIDDEN_PREFIXES) and b"  " not in top_line:
+        return b""
+    return b"  ".join(m for m in top_line.split(b"  ") if not m.startswith(HIDDEN_PREFIXES))
+
+
 def _inventory(buf: dict[str, np.ndarray]) -> dict[int, bytes]:
     """Inventory letter -> description (slow; only at reset and on eats)."""
     out: dict[int, bytes] = {}
@@ -410,21 +422,29 @@ class NetHackMonk(gym.Env):
 
     def _keep(self, msg: bytes) -> None:
         """Put a key message skipped behind --More-- back into the message buffer."""
+        self._write_message(msg)
+
+    def _write_message(self, msg: bytes) -> None:
+        """Replace the message and the tty's top line, which shows it too."""
         row = self._msg_buf
         row[:] = 0
         b = np.frombuffer(msg[: row.shape[0] - 1], dtype=np.uint8)
         row[: b.shape[0]] = b
+        top = self.buf["tty_chars"][0]
+        top[:] = KEY_SPACE
+        n = min(b.shape[0], top.shape[0])
+        top[:n] = b[:n]
+        if n == 0:
+            self.buf["tty_colors"][0, :] = 0
 
     def _finish_message(self) -> None:
         """Hide "You see"/"You hear", update the message and its episode count."""
         msg = self._raw_message()
         if self.trace is not None:
             self.trace.append(msg)
-        if msg.startswith(HIDDEN_PREFIXES):
-            msg = b""
-            self._msg_buf[:] = 0
-            self.buf["tty_chars"][0, :] = KEY_SPACE  # the top line shows the message too
-            self.buf["tty_colors"][0, :] = 0
+        if b"You see" in msg or b"You hear" in msg:
+            msg = hide_messages(msg)
+            self._write_message(msg)
         self.message = msg
         self.message_count = self.counter.count(msg)
 

@@ -101,3 +101,14 @@ def test_cropper_matches_naive_crop_everywhere() -> None:
         np.testing.assert_array_equal(got[i], want)
     signed = tty.view(np.int8) & 15  # int8 colours crop to the same values as uint8
     np.testing.assert_array_equal(compact.Cropper(n)(signed, rows, cols), compact.Cropper(n)(tty & 15, rows, cols))
+
+
+def test_hide_messages_drops_only_seen_and_heard_parts() -> None:
+    from maestromotif.env.nethack_env import hide_messages
+
+    assert hide_messages(b"You see here a topaz ring.") == b""
+    assert hide_messages(b"You hear some noises in the distance.") == b""
+    assert hide_messages(b"There is a staircase up here.  You see here a topaz ring.") == b"There is a staircase up here."
+    assert hide_messages(b"You hear a door open.  You kill the newt!") == b"You kill the newt!"
+    assert hide_messages(b"The newt bites!") == b"The newt bites!"
+    assert hide_messages(b"") == b""
