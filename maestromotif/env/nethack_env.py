@@ -23,7 +23,6 @@ from nle import nethack
 from maestromotif.env import compact
 from maestromotif.env.actions import (
     BASE_KEYS,
-    KEY_ENTER,
     KEY_ESC,
     KEY_SELF,
     KEY_SPACE,

@@ -20,7 +20,6 @@ from envtest_helpers import (
     level_teleport,
     teleport_to_down_stairs,
     turn,
-    type_keys,
     wish,
     wizard_env,
 )
