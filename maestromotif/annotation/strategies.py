@@ -58,6 +58,8 @@ class AnnotationObserver:
 
     def parse_failure(self, final: bool) -> None: ...
 
+    def label(self, skill: Skill, label: int) -> None: ...
+
 
 @dataclass(frozen=True)
 class Annotation:
