@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import grpc
 import psutil
 import pytest
 from typer.testing import CliRunner
