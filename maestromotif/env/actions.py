@@ -81,6 +81,8 @@ ACTION_NAMES: tuple[str, ...] = tuple(a.name.lower() for a in Action)
 
 def check_action(action: object) -> int:
     """Return ``action`` as an int id, or raise ValueError naming the bad id."""
+    if type(action) is int and 0 <= action < NUM_ACTIONS:  # the common case, cheaply
+        return action
     if isinstance(action, bool) or not isinstance(action, (int,)) and not hasattr(action, "__index__"):
         raise ValueError(f"invalid action id {action!r}: expected an integer in [0, {NUM_ACTIONS})")
     a = int(action.__index__())  # type: ignore[attr-defined]

@@ -91,6 +91,10 @@ SPELL_HEALING: Final = 0
 _SELECT_RE: Final = re.compile(rb"^What do you want to (eat|drink)\? \[([^\]]*)\]")
 _LETTER_RE: Final = re.compile(rb"[A-Za-z]")
 
+# plain ints: IntEnum comparisons cost more on the per-step path
+_NW, _REST, _CAST, _DROP = int(Action.NW), int(Action.REST), int(Action.CAST), int(Action.DROP)
+_SINGLE_KEY: Final = frozenset(range(NUM_ACTIONS)) - {_REST, _CAST, _DROP}
+
 # pending-prompt states between agent steps
 _NONE, _SELECT, _YN = 0, 1, 2
 
@@ -310,7 +314,7 @@ class NetHackMonk(gym.Env):
         confident = [False]
         if pending == _SELECT:
             # "what do you want to eat/drink": NW picks the first letter offered, anything else cancels
-            if a == Action.NW and self._first_offered > 0:
+            if a == _NW and self._first_offered > 0:
                 if self._select_verb == b"eat":
                     eat_letter = self._first_offered
                     eat_before = _inventory(self.buf).get(eat_letter, b"")
@@ -319,16 +323,18 @@ class NetHackMonk(gym.Env):
                 self._send(KEY_ESC)
         elif pending == _YN:
             self._send(BASE_KEYS[a])  # y = yes (NW), n = no (SE), Enter = default
-        elif a == Action.REST:
+        elif a in _SINGLE_KEY:
+            self._send(BASE_KEYS[a])
+        elif a == _REST:
             for k in REST_KEYS:
                 self._send(k)
-        elif a == Action.CAST:
+        elif a == _CAST:
             self._send(BASE_KEYS[a])
             if self._misc[2] and not self.done:  # the spell menu is open: spell a
                 self._send(ord("a"))
                 if self.spell == SPELL_HEALING and self._misc[0] and b"direction?" in self._raw_message():
                     self._send(KEY_SELF)
-        elif a == Action.DROP:
+        else:  # DROP
             letter = self._droppable_letter()
             if letter > 0:
                 self._send(BASE_KEYS[a])
@@ -336,8 +342,6 @@ class NetHackMonk(gym.Env):
                     self._send(letter)
             else:
                 self._send(KEY_ESC)
-        else:
-            self._send(BASE_KEYS[a])
         self._settle(kept, confident)
         if confident[0] and not self.done and self._pending == _NONE:
             self._enhance(kept)
