@@ -358,7 +358,10 @@ def _run_cleanups(ctx: ServiceContext) -> None:
 
 
 def serve(spec: ServiceSpec, config: ServiceConfig) -> int:
-    """Run ``spec`` in the foreground until SIGTERM/SIGINT; then shut down gracefully. Returns 0.
+    """Run ``spec`` in the foreground until SIGTERM/SIGINT; then shut down gracefully.
+
+    Returns 0 after a graceful stop, 1 when ``build`` failed (logged with its traceback);
+    raises ConfigError for a bad configuration or an unbindable port.
 
     A second signal during the drain cancels the in-flight calls at once.
     """
@@ -373,7 +376,14 @@ def serve(spec: ServiceSpec, config: ServiceConfig) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        running = start(spec, config)
+        try:
+            running = start(spec, config)
+        except ConfigError:
+            raise
+        except Exception:
+            # A failing build (missing model, bad data) is reported as one structured error line.
+            log.exception("failed to start")
+            return 1
         # Event.wait with a timeout keeps the main thread responsive to signals.
         while not stop_requested.wait(0.5):
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -119,3 +120,17 @@ def test_second_signal_cancels_the_drain_even_with_a_stuck_handler() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_failing_build_exits_one_with_a_logged_error() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{KIT_TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    res = subprocess.run(
+        [sys.executable, "-m", "maestromotif.kit", "echo", "--package", "kit_testsvc", "--port", "0",
+         "--set", "metrics_enabled=false", "--set", "fail_build=true"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 1
+    lines = [json.loads(x) for x in res.stderr.splitlines() if x.startswith("{")]
+    failed = [x for x in lines if x["msg"] == "failed to start"]
+    assert failed and failed[0]["level"] == "ERROR" and "model file missing (test)" in failed[0]["exc"]
+    assert failed[0]["service"] == "echo"

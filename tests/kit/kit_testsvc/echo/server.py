@@ -23,6 +23,7 @@ class EchoConfig(ServiceConfig):
     greeting: str = Field("hello", min_length=1, max_length=64)
     reward_address: str = "127.0.0.1:50053"
     flaky_failures: int = Field(2, ge=0, le=10)
+    fail_build: bool = False
 
 
 def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
@@ -74,6 +75,8 @@ def _log(request: bytes, context: grpc.ServicerContext) -> bytes:
 
 
 def build(config: EchoConfig, ctx: ServiceContext) -> None:
+    if config.fail_build:
+        raise RuntimeError("model file missing (test)")
     handlers = {
         "Flaky": grpc.unary_unary_rpc_method_handler(_Flaky(config.flaky_failures)),
         "Exhausted": grpc.unary_unary_rpc_method_handler(_exhausted),
