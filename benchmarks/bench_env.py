@@ -97,17 +97,21 @@ def main() -> None:
     rounds = int(os.environ.get("BENCH_ENV_ROUNDS", "3"))
     factory, what = _controller_factory()
     print(f"vectorized env: {n} games in one process, {what}; {steps} random steps per measurement, CPU time")
-    base_n, base_1, ours = [], [], []
+    base_n, base_1, ours, bare = [], [], [], []
     for r in range(rounds):  # alternate, so that load changes hit every side
         base_n.append(bench_nle(steps, n, 100 + r))
         ours.append(bench_vec(steps, n, 100 + r, factory))
         base_1.append(bench_nle(steps, 1, 100 + r))
+        if factory is not None:
+            bare.append(bench_vec(steps, n, 100 + r, None))
     ratio_n = sorted(o / b for o, b in zip(ours, base_n))
     ratio_1 = sorted(o / b for o, b in zip(ours, base_1))
     med = lambda xs: float(np.median(xs))  # noqa: E731
     print(f"(a) raw NLE, {n} nle.env.NLE in one process:  {med(base_n):9.0f} steps/s per core")
     print(f"(b) raw NLE, one nle.env.NLE:                 {med(base_1):9.0f} steps/s per core")
     print(f"ours: VecEnv, compact obs{' + controllers' if factory else ''}:   {med(ours):9.0f} steps/s per core")
+    if bare:
+        print(f"  (VecEnv without controllers:                {med(bare):9.0f} steps/s per core)")
     print(f"ratio per core, ours / (a) same games per core: {med(ratio_n):.2f}  (goal >= 0.5; rounds {', '.join(f'{x:.2f}' for x in ratio_n)})")
     print(f"ratio per core, ours / (b) one game:            {med(ratio_1):.2f}  (rounds {', '.join(f'{x:.2f}' for x in ratio_1)})")
 
