@@ -210,3 +210,51 @@ def test_up_handles_sigterm_like_ctrl_c(sig: int) -> None:
         up.assert_nothing_left()
     finally:
         up.kill()
+
+
+def test_up_validates_every_config_before_starting_anything() -> None:
+    base, mbase = _bases()
+    up = Up("--base-port", str(base), "--base-metrics-port", str(mbase), "--set", "crashy.exit_after_s=-1")
+    try:
+        assert up.proc.wait(timeout=90) == 2
+        out = up.drain()
+        assert "exit_after_s" in out and "greater than or equal to 0" in out, out
+        assert "starting echo" not in out  # nothing was started
+    finally:
+        up.kill()
+
+
+def test_up_with_tls_probes_health_over_tls(self_signed_pair: tuple[Path, Path]) -> None:
+    cert, key = self_signed_pair
+    base, mbase = _bases()
+    up = Up(
+        "--base-port", str(base), "--base-metrics-port", str(mbase), "--services", "echo",
+        "--set", f"echo.tls_cert_file={cert}", "--set", f"echo.tls_key_file={key}",
+    )
+    try:
+        up.wait_for("all SERVING")
+        up.note_descendants()
+        wait_for_serving(f"127.0.0.1:{base + 5}", timeout_s=10, options=ClientOptions(tls_ca_file=cert, deadline_s=2))
+        up.proc.send_signal(signal.SIGINT)
+        assert up.proc.wait(timeout=60) == 0
+        up.assert_nothing_left()
+    finally:
+        up.kill()
+
+
+@pytest.fixture(scope="module")
+def self_signed_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    import shutil
+
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl command not available")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key

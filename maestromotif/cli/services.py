@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from maestromotif.kit.config import ConfigError
+from maestromotif.kit.client import ClientOptions
+from maestromotif.kit.config import ConfigError, parse_assignments
 from maestromotif.kit.local import LocalProcesses, ServiceStartError, serve_argv, terminate
 from maestromotif.kit.runner import serve_command, services_package
 from maestromotif.kit.server import ServiceSpec, available_services, load_spec
@@ -131,6 +132,29 @@ def up_command(
         mport = base_metrics_port + offset if base_metrics_port is not None else spec.default_metrics_port
         ports[name] = (port, mport)
 
+    # Validate every service's final configuration before starting anything, so a typo fails
+    # at once with the field named, not after the services before it have started.
+    sets: dict[str, list[str]] = {}
+    health_clients: dict[str, ClientOptions] = {}
+    try:
+        for name in order:
+            spec = specs[name]
+            wiring = [
+                f"{peer}_address=127.0.0.1:{ports[peer][0]}"
+                for peer in order
+                if peer != name and f"{peer}_address" in spec.config_cls.model_fields
+            ]
+            sets[name] = wiring + per_service[name]
+            overrides: dict[str, Any] = parse_assignments(sets[name])
+            overrides.update(host="127.0.0.1", port=ports[name][0], metrics_port=ports[name][1])
+            cfg = spec.load_config(overrides=overrides)
+            # Health is exempt from auth, but a TLS port needs a TLS probe.
+            ca = cfg.peer_tls_ca_file or cfg.tls_cert_file
+            health_clients[name] = ClientOptions(deadline_s=2.0, tls_ca_file=ca if cfg.tls_enabled else None)
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+
     stop_signal: list[int] = []
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -141,16 +165,16 @@ def up_command(
     exit_code = 0
     try:
         for name in order:
-            spec = specs[name]
             port, mport = ports[name]
-            wiring = [
-                f"{peer}_address=127.0.0.1:{ports[peer][0]}"
-                for peer in order
-                if peer != name and f"{peer}_address" in spec.config_cls.model_fields
-            ]
             console.print(f"starting [bold]{name}[/] on 127.0.0.1:{port}")
             procs.start(
-                name, port, mport, wiring + per_service[name], timeout_s=start_timeout, interrupted=lambda: bool(stop_signal)
+                name,
+                port,
+                mport,
+                sets[name],
+                timeout_s=start_timeout,
+                interrupted=lambda: bool(stop_signal),
+                client=health_clients[name],
             )
         table = Table(title="maestromotif services (127.0.0.1)")
         for col in ("service", "gRPC", "metrics", "pid"):

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from maestromotif.kit.client import NotServingError, wait_for_serving
+from maestromotif.kit.client import ClientOptions, NotServingError, wait_for_serving
 from maestromotif.kit.server import SERVICES_PACKAGE
 
 
@@ -105,11 +105,12 @@ class LocalProcesses:
         sets: Sequence[str] = (),
         timeout_s: float = 120.0,
         interrupted: Callable[[], bool] | None = None,
+        client: ClientOptions | None = None,
     ) -> ServiceProcess:
         """Start ``name`` and wait until it reports SERVING; ServiceStartError if it dies or times out.
 
         ``interrupted`` (checked about once a second) lets a caller abort a slow start, e.g. on Ctrl-C;
-        the wait then raises KeyboardInterrupt.
+        the wait then raises KeyboardInterrupt. ``client`` sets how health is probed (TLS CA).
         """
         proc = subprocess.Popen(
             serve_argv(name, port, metrics_port, sets, self.package), start_new_session=True, env=self.env
@@ -121,7 +122,12 @@ class LocalProcesses:
             if interrupted is not None and interrupted():
                 raise KeyboardInterrupt
             try:
-                wait_for_serving(sp.address, timeout_s=min(1.0, max(0.1, deadline - time.monotonic())), alive=sp.alive)
+                wait_for_serving(
+                    sp.address,
+                    timeout_s=min(1.0, max(0.1, deadline - time.monotonic())),
+                    options=client,
+                    alive=sp.alive,
+                )
                 return sp
             except NotServingError as exc:
                 if not sp.alive():
