@@ -78,7 +78,7 @@ OPTIONS: Final[tuple[str, ...]] = (
 
 MAX_EPISODE_STEPS: Final = 10_000
 # bound on hidden keys typed inside one agent step (prompts, --More--, menus)
-MAX_HIDDEN_KEYS: Final = 64
+MAX_HIDDEN_KEYS: Final = 256
 MESSAGE_LRU_SIZE: Final = 20
 
 HIDDEN_PREFIXES: Final = (b"You see", b"You hear")
