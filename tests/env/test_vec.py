@@ -134,3 +134,14 @@ def test_bad_construction_arguments() -> None:
         VecEnv([])
     with pytest.raises(ValueError, match="controllers"):
         VecEnv([1, 2], controllers=[_ScriptedController([0])])
+
+
+def _bad_factory(i: int) -> _ScriptedController:
+    return _ScriptedController([7])
+
+
+def test_worker_errors_reach_the_caller() -> None:
+    with ProcessVecEnv([1, 2], num_workers=2, controller_factory=_bad_factory) as p:
+        p.reset()
+        with pytest.raises(ValueError, match="returned skill 7"):
+            p.step(np.array([Action.SEARCH, Action.SEARCH]))
