@@ -19,14 +19,15 @@ from typing import Literal
 import numpy as np
 from nle import nethack
 
+from maestromotif.env.actions import Action
 from maestromotif.env.view import GameView
 from maestromotif.skills import rules
 from maestromotif.tasks.specs import TaskSpec, get_task
 
 EndOn = Literal["legacy", "strict", "either", "both"]
 
-ACTION_UP = 17  # maestromotif.env.actions.Action.UP
-ACTION_DROP = 27  # maestromotif.env.actions.Action.DROP
+ACTION_UP = int(Action.UP)
+ACTION_DROP = int(Action.DROP)
 HUNGRY = 2  # blstats[21]: 0 satiated, 1 normal, 2 hungry, 3 weak, ...
 LEVELUPSELL_SURVIVE_STEPS = 300
 GOLDENEXIT_KILLS, GOLDENEXIT_GOLD, GOLDENEXIT_DEPTH = 25, 20, 3
