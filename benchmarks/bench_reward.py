@@ -100,6 +100,7 @@ def main() -> None:
 
     from maestromotif.kit.server import start
     from maestromotif.rewards.bundles import load_bundle_set
+    from maestromotif.rewards.model import pick_device
     from maestromotif.rewards.shaping import shape_rewards
     from maestromotif.v1 import reward_pb2, reward_pb2_grpc
     from services.reward.server import SPEC
@@ -128,7 +129,7 @@ def main() -> None:
           f"distinct (message, depth change) per batch: median {int(np.median(unique))}")
     plain, warmup, fresh = batches[:measured], batches[measured:measured + warm], batches[measured + warm:]
 
-    bundle_set = load_bundle_set(None, init_random_missing=True)
+    bundle_set = load_bundle_set(None, device=pick_device(None), init_random_missing=True)  # the service's device
     device = bundle_set.device
     print(f"device {device}, torch threads {threads}; five untrained bundles (same cost as trained)")
 
@@ -141,7 +142,7 @@ def main() -> None:
                 raw = bundle_set.ensemble(messages, stats)
                 shaped = shape_rewards(raw, bundle_set.mean, bundle_set.std, bundle_set.threshold,
                                        torch.from_numpy(b["message_counts"]).to(device))
-                shaped.cpu()
+                shaped.cpu()  # results on the host, as the service returns them (also syncs the GPU)
         return len(batch_list) * BATCH / (time.perf_counter() - start_t)
 
     def request(b: dict[str, np.ndarray]) -> Any:

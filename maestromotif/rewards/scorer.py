@@ -35,7 +35,8 @@ from maestromotif.rewards.shaping import shape_rewards
 
 log = logging.getLogger(__name__)
 
-KEY_BYTES = MESSAGE_LENGTH + 4  # message + float32 depth change
+KEY_BYTES = MESSAGE_LENGTH + 8  # message + float32 depth change + 4 zero bytes (rows of 33 uint64 words)
+_HASH_MULTIPLIERS = (np.arange(1, KEY_BYTES // 8 + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
 
 @dataclass(frozen=True)
@@ -85,15 +86,39 @@ class RawCache:
 
 @dataclass
 class _Job:
-    keys: np.ndarray  # uint8 [n, KEY_BYTES]: message bytes + float32 depth change bytes
+    messages: np.ndarray  # uint8 [n, 256]
+    depth: np.ndarray  # float32 [n]: the only stat change the models read
     use_cache: bool
     future: Future[tuple[BundleSet, np.ndarray, np.ndarray]]  # (set, raw [n, 5], hit flags [n])
 
+    def __len__(self) -> int:
+        return len(self.depth)
 
-def make_keys(messages: np.ndarray, stat_changes: np.ndarray) -> np.ndarray:
-    """uint8 [n, 260]: each row's model input in bytes (the message and the depth change only)."""
-    depth = np.ascontiguousarray(stat_changes[:, 0], dtype=np.float32) + np.float32(0.0)  # -0.0 -> 0.0
-    return np.concatenate([messages, depth.view(np.uint8).reshape(-1, 4)], axis=1)
+
+def make_keys(messages: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """uint8 [n, 264]: each row's model input in bytes (message, float32 depth change, zero padding)."""
+    keys = np.zeros((len(depth), KEY_BYTES), dtype=np.uint8)
+    keys[:, :MESSAGE_LENGTH] = messages
+    keys[:, MESSAGE_LENGTH : MESSAGE_LENGTH + 4] = (depth.astype(np.float32) + np.float32(0.0)).view(np.uint8).reshape(-1, 4)
+    return keys  # (+ 0.0 above turns -0.0 into 0.0: same model input, same key)
+
+
+def unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique key rows [u, KEY_BYTES], inverse [n]) with no per-row Python.
+
+    Rows are grouped by a 64-bit hash (fast integer sort), then checked byte for
+    byte against their group's representative; on a hash collision it falls back
+    to an exact (slower) sort of the raw bytes, so the result is always exact.
+    """
+    words = keys.view(np.uint64)  # [n, 33]
+    hashes = ((words ^ (words >> np.uint64(29))) * _HASH_MULTIPLIERS).sum(axis=1, dtype=np.uint64)
+    _, first, inverse = np.unique(hashes, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    representatives = keys[first]
+    if np.array_equal(representatives[inverse], keys):
+        return representatives, inverse
+    exact, inverse = np.unique(keys.view(np.dtype((np.void, KEY_BYTES))).ravel(), return_inverse=True)
+    return exact.view(np.uint8).reshape(-1, KEY_BYTES), inverse.reshape(-1)
 
 
 class RewardScorer:
@@ -109,6 +134,7 @@ class RewardScorer:
         cache_size: int = 200_000,
         max_wait_s: float = 0.002,
         max_merge_rows: int = 16_384,
+        target_rows: int = 4_096,
         forward_batch: int = 8_192,
         scale: float = ALPHA_LLM,
         count_exponent: float = COUNT_EXPONENT,
@@ -124,6 +150,7 @@ class RewardScorer:
         self.count_exponent = count_exponent
         self.max_wait_s = max_wait_s
         self.max_merge_rows = max_merge_rows
+        self.target_rows = min(target_rows, max_merge_rows)  # enough rows to stop waiting for company
         self.forward_batch = forward_batch
         self.cache = RawCache(cache_size)
         self._on_forward = on_forward
@@ -166,7 +193,7 @@ class RewardScorer:
     ) -> ScoreResult:
         """Score n transitions: skills uint8 [n], messages uint8 [n, 256], stat_changes float32 [n, 5],
         message_counts float32 [n] (>= 1). Inputs must already be validated (see ``validate``)."""
-        job = _Job(make_keys(messages, stat_changes), use_cache, Future())
+        job = _Job(messages, np.ascontiguousarray(stat_changes[:, 0], dtype=np.float32), use_cache, Future())
         with self._cond:
             if self._closed:
                 raise RuntimeError("reward scorer is closed")
@@ -260,16 +287,16 @@ class RewardScorer:
                 return None
             deadline = time.monotonic() + self.max_wait_s
             while not self._closed:
-                rows = sum(len(j.keys) for j in self._pending)
+                rows = sum(len(j) for j in self._pending)
                 remaining = deadline - time.monotonic()
-                if rows >= self.max_merge_rows or remaining <= 0:
+                if rows >= self.target_rows or remaining <= 0:
                     break
                 self._cond.wait(remaining)
             taken, rows = [], 0
-            while self._pending and (not taken or rows + len(self._pending[0].keys) <= self.max_merge_rows):
+            while self._pending and (not taken or rows + len(self._pending[0]) <= self.max_merge_rows):
                 job = self._pending.pop(0)
                 taken.append(job)
-                rows += len(job.keys)
+                rows += len(job)
             return taken
 
     def _batch_loop(self) -> None:
@@ -290,53 +317,59 @@ class RewardScorer:
         cached = [j for j in jobs if j.use_cache]
         direct = [j for j in jobs if not j.use_cache]
         if direct:
-            keys = np.concatenate([j.keys for j in direct]) if len(direct) > 1 else direct[0].keys
-            raw = self._forward(bundle_set, keys)
-            self._deliver(direct, bundle_set, raw, np.zeros(len(keys), dtype=bool))
+            messages, depth = self._merge(direct)
+            raw = self._forward(bundle_set, messages, depth)
+            self._deliver(direct, bundle_set, raw, np.zeros(len(depth), dtype=bool))
         if cached:
-            keys = np.concatenate([j.keys for j in cached]) if len(cached) > 1 else cached[0].keys
-            raw, hits = self._cached_forward(bundle_set, keys)
+            messages, depth = self._merge(cached)
+            raw, hits = self._cached_forward(bundle_set, make_keys(messages, depth))
             self._deliver(cached, bundle_set, raw, hits)
+
+    @staticmethod
+    def _merge(jobs: list[_Job]) -> tuple[np.ndarray, np.ndarray]:
+        if len(jobs) == 1:
+            return jobs[0].messages, jobs[0].depth
+        return np.concatenate([j.messages for j in jobs]), np.concatenate([j.depth for j in jobs])
 
     def _deliver(self, jobs: list[_Job], bundle_set: BundleSet, raw: np.ndarray, hits: np.ndarray) -> None:
         start = 0
         for job in jobs:
-            stop = start + len(job.keys)
+            stop = start + len(job)
             job.future.set_result((bundle_set, raw[start:stop], hits[start:stop]))
             start = stop
 
     def _cached_forward(self, bundle_set: BundleSet, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw outputs [n, 5] and per-row cache-hit flags; scores only unique, uncached rows."""
-        keys = np.ascontiguousarray(keys)
-        unique, inverse = np.unique(keys.view(np.dtype((np.void, KEY_BYTES))).ravel(), return_inverse=True)
-        unique_rows = unique.view(np.uint8).reshape(-1, KEY_BYTES)
+        rows, inverse = unique_rows(keys)
         prefix = bundle_set.version.encode()
-        cache_keys = [prefix + row.tobytes() for row in unique_rows]  # one per distinct input, not per sample
+        cache_keys = [prefix + row.tobytes() for row in rows]  # one per distinct input, not per sample
         found = self.cache.get_many(cache_keys)
         hit = np.fromiter((v is not None for v in found), dtype=bool, count=len(found))
-        values = np.empty((len(unique_rows), NUM_SKILLS), dtype=np.float32)
+        values = np.empty((len(rows), NUM_SKILLS), dtype=np.float32)
         if hit.any():
             values[hit] = np.stack([v for v in found if v is not None])
         miss = np.flatnonzero(~hit)
         if len(miss):
-            computed = self._forward(bundle_set, unique_rows[miss])
+            todo = rows[miss]
+            depth = np.ascontiguousarray(todo[:, MESSAGE_LENGTH : MESSAGE_LENGTH + 4]).view(np.float32).reshape(-1)
+            computed = self._forward(bundle_set, todo[:, :MESSAGE_LENGTH], depth)
             values[miss] = computed
             self.cache.put_many([cache_keys[i] for i in miss], computed.copy())
-        return values[inverse.reshape(-1)], hit[inverse.reshape(-1)]
+        return values[inverse], hit[inverse]
 
-    def _forward(self, bundle_set: BundleSet, keys: np.ndarray) -> np.ndarray:
-        """Run the ensemble on key rows (message + depth change) in chunks; float32 [n, 5]."""
-        n = len(keys)
+    def _forward(self, bundle_set: BundleSet, messages: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Run the ensemble on messages uint8 [n, 256] and depth changes float32 [n] in chunks; float32 [n, 5]."""
+        n = len(depth)
         out = np.empty((n, NUM_SKILLS), dtype=np.float32)
         device = bundle_set.device
         for start in range(0, n, self.forward_batch):
-            chunk = np.ascontiguousarray(keys[start : start + self.forward_batch])
-            messages = torch.from_numpy(chunk[:, :MESSAGE_LENGTH]).to(device, non_blocking=True)
-            depth = torch.from_numpy(np.ascontiguousarray(chunk[:, MESSAGE_LENGTH:]).view(np.float32))
-            stats = torch.zeros(len(chunk), STAT_CHANGE_DIM, device=device)
-            stats[:, :1] = depth.to(device)
+            stop = min(n, start + self.forward_batch)
+            # torch warns on read-only arrays (request buffers); the copy here is the host->device staging anyway
+            m = torch.from_numpy(np.array(messages[start:stop], dtype=np.uint8)).to(device, non_blocking=True)
+            stats = torch.zeros(stop - start, STAT_CHANGE_DIM, device=device)
+            stats[:, 0] = torch.from_numpy(np.array(depth[start:stop], dtype=np.float32)).to(device)
             with torch.inference_mode():
-                out[start : start + len(chunk)] = bundle_set.ensemble(messages, stats).float().cpu().numpy()
+                out[start:stop] = bundle_set.ensemble(m, stats).float().cpu().numpy()
         if self._on_forward is not None:
             self._on_forward(n)
         return out

@@ -235,10 +235,8 @@ def train_skill(
         torch.set_num_threads(config.threads)
     device = pick_device(config.device)
     torch.manual_seed(config.seed)  # model init and everything stochastic in torch (D15)
-    if device.type == "cuda":
-        # Seeded runs must repeat on GPU too: cuDNN's fastest conv kernels are not deterministic.
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    # Bit-exact repeats on CPU; on CUDA, atomics in the embedding and max-pool backward passes make
+    # seeded runs differ in the last bits (measured on an H200), which is accepted.
     generator = torch.Generator().manual_seed(config.seed)
 
     held = heldout_mask(data.pair_ids, config.val_fraction)

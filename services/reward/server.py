@@ -50,6 +50,9 @@ class RewardConfig(ServiceConfig):
     max_batch_size: int = Field(16384, ge=1, le=65536, description="Largest Score batch accepted.")
     batch_wait_ms: float = Field(2.0, ge=0.0, le=1000.0, description="How long a Score call waits to be merged.")
     max_merge_rows: int = Field(16384, ge=1, le=262144, description="Most rows merged into one model pass.")
+    batch_target_rows: int = Field(
+        4096, ge=1, le=262144, description="Rows at which a merged batch runs without waiting any longer."
+    )
     forward_batch: int = Field(8192, ge=1, le=262144, description="Rows per forward chunk (bounds memory).")
     cache_enabled: bool = Field(True, description="Cache raw outputs by (version, message, depth change).")
     cache_size: int = Field(200_000, ge=0, le=50_000_000, description="LRU entries (about 0.5 KB each).")
@@ -132,6 +135,7 @@ class RewardServicer(reward_pb2_grpc.RewardServicer):
                 cache_size=config.cache_size if config.cache_enabled else 0,
                 max_wait_s=config.batch_wait_ms / 1000.0,
                 max_merge_rows=config.max_merge_rows,
+                target_rows=config.batch_target_rows,
                 forward_batch=config.forward_batch,
                 on_forward=self.metrics.forward_batch.observe,
                 on_reload=self._reloaded,

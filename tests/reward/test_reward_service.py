@@ -263,3 +263,21 @@ def test_dynamic_batching_merges_concurrent_calls(trained) -> None:
             np.testing.assert_allclose(results[i].raw, alone.raw, **RAW_TOL)
     finally:
         scorer.close()
+
+
+def test_unique_rows_exact_even_on_hash_collisions(monkeypatch) -> None:
+    from maestromotif.rewards import scorer as scorer_module
+
+    rng = np.random.default_rng(0)
+    messages = np.zeros((200, 256), dtype=np.uint8)
+    messages[:, :3] = rng.integers(0, 3, (200, 3))
+    depth = rng.integers(-1, 2, 200).astype(np.float32)
+    depth[:5] = -0.0
+    keys = scorer_module.make_keys(messages, depth)
+    rows, inverse = scorer_module.unique_rows(keys)
+    np.testing.assert_array_equal(rows[inverse], keys)
+    assert len(rows) == len({k.tobytes() for k in keys})
+    monkeypatch.setattr(scorer_module, "_HASH_MULTIPLIERS", np.zeros(33, dtype=np.uint64))  # every hash collides
+    rows2, inverse2 = scorer_module.unique_rows(keys)
+    np.testing.assert_array_equal(rows2[inverse2], keys)
+    assert len(rows2) == len(rows)

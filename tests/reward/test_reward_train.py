@@ -133,7 +133,11 @@ def test_training_is_reproducible(trained) -> None:
     config = TrainConfig(learning_rate=1e-3, batch_size=50, epochs=1, val_fraction=0.1, threads=1)
     a = train_skill(data, "descender", config, progress=False)
     b = train_skill(data, "descender", config, progress=False)
-    assert a.meta.version == b.meta.version  # same seed, same data: same weights and statistics
+    if not torch.cuda.is_available():
+        assert a.meta.version == b.meta.version  # same seed, same data: same weights and statistics
+    else:  # CUDA backward atomics: equal up to rounding
+        for key, value in a.model.state_dict().items():
+            torch.testing.assert_close(value, b.model.state_dict()[key], rtol=1e-3, atol=1e-4)
 
 
 def test_heldout_split_is_by_pair_id() -> None:
