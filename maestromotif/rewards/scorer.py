@@ -364,12 +364,19 @@ class RewardScorer:
         device = bundle_set.device
         for start in range(0, n, self.forward_batch):
             stop = min(n, start + self.forward_batch)
-            # torch warns on read-only arrays (request buffers); the copy here is the host->device staging anyway
-            m = torch.from_numpy(np.array(messages[start:stop], dtype=np.uint8)).to(device, non_blocking=True)
-            stats = torch.zeros(stop - start, STAT_CHANGE_DIM, device=device)
-            stats[:, 0] = torch.from_numpy(np.array(depth[start:stop], dtype=np.float32)).to(device)
+            rows = stop - start
+            # On CUDA, pad to a power-of-two row count: cuDNN builds a plan for every new input shape,
+            # and the cache's small, ever-changing miss batches would otherwise pay that each time.
+            padded = min(self.forward_batch, max(16, 1 << (rows - 1).bit_length())) if device.type == "cuda" else rows
+            m_host = np.zeros((padded, MESSAGE_LENGTH), dtype=np.uint8)  # a copy: request buffers are read-only
+            m_host[:rows] = messages[start:stop]
+            d_host = np.zeros(padded, dtype=np.float32)
+            d_host[:rows] = depth[start:stop]
+            m = torch.from_numpy(m_host).to(device, non_blocking=True)
+            stats = torch.zeros(padded, STAT_CHANGE_DIM, device=device)
+            stats[:, 0] = torch.from_numpy(d_host).to(device)
             with torch.inference_mode():
-                out[start:stop] = bundle_set.ensemble(m, stats).float().cpu().numpy()
+                out[start:stop] = bundle_set.ensemble(m, stats)[:rows].float().cpu().numpy()
         if self._on_forward is not None:
             self._on_forward(n)
         return out
