@@ -505,7 +505,7 @@ def load_bundle_set(
         where = "no bundle directory given" if root is None else f"{Path(root) / MANIFEST_NAME} does not exist"
         raise BundleError(
             f"reward bundles: {where}; train them with `maestromotif train-reward`, "
-            "or pass --init-random for untrained smoke-test models"
+            "or serve untrained smoke-test models with init_random (`maestromotif serve reward --set init_random=true`)"
         )
     missing = [s for s in SKILL_NAMES if s not in present]
     if missing and not init_random_missing:
