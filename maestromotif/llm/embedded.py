@@ -8,6 +8,7 @@ cache, so only the message-specific tail is evaluated.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import threading
@@ -33,6 +34,15 @@ from maestromotif.llm.templates import get_template
 
 _LOCK = threading.Lock()
 _LOADED: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free the models before interpreter teardown (llama.cpp's __del__ fails once its module is gone)."""
+    with _LOCK:
+        for model, _ in _LOADED.values():
+            model.close()
+        _LOADED.clear()
 
 
 def free_cores() -> int:
