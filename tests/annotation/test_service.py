@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
 import urllib.request
-from pathlib import Path
 
 import grpc
 import pytest
@@ -66,7 +66,7 @@ def test_invalid_requests(service, request_kwargs, message: str) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.AnnotatePairs(pb.AnnotatePairsRequest(**request_kwargs))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert err.value.details() and __import__("re").search(message, err.value.details())
+    assert re.search(message, err.value.details() or "")
 
 
 def test_job_on_server_storage(service, records) -> None:
