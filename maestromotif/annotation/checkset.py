@@ -1,4 +1,11 @@
-"""The shipped quality check set (``checkset.yaml``) and agreement measurement."""
+"""The shipped quality check set (``checkset.yaml``) and agreement measurement.
+
+The set is split into two halves so that prompt work cannot overfit unseen:
+``dev`` (iterate on it) and ``holdout`` (only ever reported). A pair's half
+depends on its position among the pairs of its skill, in blocks of two
+(positions 0-1 dev, 2-3 holdout, 4-5 dev, ...), so that each half holds
+both orders (better transition first and second) of every skill.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +33,15 @@ class CheckCase:
     first: Transition
     second: Transition
     expected: int  # 0 or 1
+    half: str = "dev"  # "dev" or "holdout" (see module docstring)
+
+
+HALVES = ("dev", "holdout")
+
+
+def checkset_half(position_in_skill: int) -> str:
+    """Half of the pair at this position among its skill's pairs (0-based)."""
+    return "dev" if position_in_skill % 4 < 2 else "holdout"
 
 
 def _transition(spec: Mapping[str, Any], where: str) -> Transition:
@@ -53,6 +69,7 @@ def load_checkset(path: str | Path | None = None) -> list[CheckCase]:
     if not isinstance(entries, list):
         raise ValueError("check set: expected a list of entries")
     cases = []
+    seen: dict[Skill, int] = {}
     for i, entry in enumerate(entries):
         where = f"check set entry {i}"
         if not isinstance(entry, Mapping):
@@ -60,14 +77,20 @@ def load_checkset(path: str | Path | None = None) -> list[CheckCase]:
         expected = {"first": LABEL_FIRST, "second": LABEL_SECOND}.get(entry.get("expected"))
         if expected is None:
             raise ValueError(f"{where}.expected: must be 'first' or 'second'")
-        cases.append(CheckCase(i, parse_skill(entry.get("skill")), _transition(entry.get("first"), f"{where}.first"),
-                               _transition(entry.get("second"), f"{where}.second"), expected))
+        skill = parse_skill(entry.get("skill"))
+        position = seen.get(skill, 0)
+        seen[skill] = position + 1
+        cases.append(CheckCase(i, skill, _transition(entry.get("first"), f"{where}.first"),
+                               _transition(entry.get("second"), f"{where}.second"), expected,
+                               checkset_half(position)))
     return cases
 
 
 @dataclass
 class EvalReport:
     per_skill: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (agree, total)
+    # (half, name) -> (agree, total), half in HALVES
+    per_half_skill: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     mistakes: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     model: str = ""
@@ -89,6 +112,11 @@ class EvalReport:
     def pairs_per_second(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
 
+    def half(self, half: str) -> tuple[int, int]:
+        """(agree, total) over one half of the check set."""
+        items = [v for (h, _), v in self.per_half_skill.items() if h == half]
+        return sum(a for a, _ in items), sum(t for _, t in items)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -96,6 +124,15 @@ class EvalReport:
             "overall": {"agree": self.agree, "total": self.total, "agreement": round(self.agreement, 4)},
             "per_skill": {k: {"agree": a, "total": t, "agreement": round(a / t, 4) if t else 0.0}
                           for k, (a, t) in self.per_skill.items()},
+            "per_half": {
+                half: {
+                    "agree": self.half(half)[0], "total": self.half(half)[1],
+                    "agreement": round(self.half(half)[0] / self.half(half)[1], 4) if self.half(half)[1] else 0.0,
+                    "per_skill": {k: {"agree": a, "total": t, "agreement": round(a / t, 4) if t else 0.0}
+                                  for (h, k), (a, t) in self.per_half_skill.items() if h == half},
+                }
+                for half in HALVES
+            },
             "pairs_per_second": round(self.pairs_per_second, 3),
             "seconds": round(self.seconds, 2),
             "mistakes": self.mistakes,
@@ -113,8 +150,10 @@ def evaluate(annotator: Annotator, cases: list[CheckCase],
         agree, total = report.per_skill.get(name, (0, 0))
         ok = result.label == case.expected
         report.per_skill[name] = (agree + int(ok), total + 1)
+        agree, total = report.per_half_skill.get((case.half, name), (0, 0))
+        report.per_half_skill[(case.half, name)] = (agree + int(ok), total + 1)
         if not ok:
-            report.mistakes.append({"index": case.index, "skill": name, "first": case.first.message,
+            report.mistakes.append({"index": case.index, "half": case.half, "skill": name, "first": case.first.message,
                                     "second": case.second.message, "expected": case.expected,
                                     "label": result.label, "raw": result.raw_text[-300:]})
         if progress:

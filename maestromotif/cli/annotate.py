@@ -141,6 +141,10 @@ def register(app: typer.Typer) -> None:
         data = report.as_dict()
         for name, entry in data["per_skill"].items():
             typer.echo(f"{name:<11} {entry['agree']:>3}/{entry['total']:<3} {100 * entry['agreement']:5.1f}%")
+        for half, entry in data["per_half"].items():
+            if entry["total"]:
+                typer.echo(f"{half + ' half':<11} {entry['agree']:>3}/{entry['total']:<3} "
+                           f"{100 * entry['agreement']:5.1f}%")
         overall = data["overall"]
         typer.echo(f"{'overall':<11} {overall['agree']:>3}/{overall['total']:<3} {100 * overall['agreement']:5.1f}%  "
                    f"({data['pairs_per_second']:.2f} pairs/s, model {data['model']}, strategy {data['strategy']})")
