@@ -172,6 +172,9 @@ class PolicyEncoder(_SFEncoder):  # type: ignore[misc,valid-type]
 
 def make_policy_encoder(cfg, obs_space) -> PolicyEncoder:  # noqa: ANN001 - SF2's factory signature
     """SF2 encoder factory; the preset comes from ``cfg.policy_preset``."""
+    from maestromotif.training.sf2 import patch_sf2_vtrace_summaries
+
+    patch_sf2_vtrace_summaries()  # runs in whichever process builds the model (SF2 spawns its learner)
     return PolicyEncoder(cfg, get_preset(getattr(cfg, "policy_preset", "paper")))
 
 

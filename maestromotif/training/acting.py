@@ -27,14 +27,20 @@ def act(
 
     with torch.no_grad():
         normalized = prepare_and_normalize_obs(model, dict(obs))
-        result = model(normalized, rnn_states)
+        # Not model(...)/forward_tail: SF2 keeps the last action distribution on the model
+        # object, and the training thread reads it back; acting must leave it untouched.
+        head = model.forward_head(normalized)
+        core, new_rnn = model.forward_core(head, rnn_states)
+        decoded = model.decoder(core)
+        action_logits, _ = model.action_parameterization(decoded)
+        result = {"action_logits": action_logits, "values": model.critic_linear(decoded), "new_rnn_states": new_rnn}
         logits = result["action_logits"]
+        log_softmax = torch.log_softmax(logits, dim=-1)
         if deterministic:
             actions = logits.argmax(dim=-1)
-            log_probs = torch.log_softmax(logits, dim=-1).gather(1, actions[:, None]).squeeze(1)
         else:
-            actions = result["actions"].reshape(-1)
-            log_probs = result["log_prob_actions"].reshape(-1)
+            actions = torch.multinomial(log_softmax.exp(), 1).squeeze(1)
+        log_probs = log_softmax.gather(1, actions[:, None]).squeeze(1)
         n = rnn_states.shape[0]
         step = PolicyStep(
             actions=actions.reshape(n).to("cpu", torch.int64).numpy(),

@@ -41,6 +41,28 @@ def quiet_sf2_logs(level: int = logging.WARNING) -> None:
     log.setLevel(level)
 
 
+def patch_sf2_vtrace_summaries() -> None:
+    """Fix SF2 2.1.1's V-trace crash: summaries read ``mb.advantages``, which only GAE fills.
+
+    Fixed upstream after 2.1.1 (no release). Zero advantages are given to the summary only
+    (its adv_* figures are meaningless). Applied wherever our model is built, so SF2's own
+    runner processes (spawned) get it too.
+    """
+    from sample_factory.algo.learning.learner import Learner
+
+    if getattr(Learner, "_maestromotif_vtrace_fix", False):
+        return
+    original = Learner._record_summaries
+
+    def _record_summaries(self: Any, train_loop_vars: Any) -> Any:
+        if "advantages" not in train_loop_vars.mb:
+            train_loop_vars.mb["advantages"] = torch.zeros_like(train_loop_vars.mb["rewards"])
+        return original(self, train_loop_vars)
+
+    Learner._record_summaries = _record_summaries
+    Learner._maestromotif_vtrace_fix = True
+
+
 def build_sf2_config(settings: TrainingSettings, train_dir: str | os.PathLike, experiment: str) -> Any:
     """SF2 config with the method's hyperparameters (method.md 7)."""
     from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
