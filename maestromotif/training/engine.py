@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from maestromotif.training.acting import act, reset_done_states
+from maestromotif.training.skill_stats import SkillRunTracker
 from maestromotif.training.trajectories import (
     RolloutBuffer,
     StepObservation,
@@ -71,10 +72,7 @@ class _Actor:
     buffer: RolloutBuffer | None
     generation: int = 0  # increments on removal so late trajectories are recognised
     alive: bool = True
-    # per-env running skill run (for per-skill intrinsic-return statistics)
-    run_skill: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    run_return: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
-    run_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    runs: SkillRunTracker = field(default_factory=lambda: SkillRunTracker(0))  # per-skill returns
 
 
 @dataclass
@@ -204,9 +202,7 @@ class TrainingEngine:
             num_envs=num_envs,
             rnn=torch.zeros(num_envs, self.rnn_size, device=self.device),
             buffer=RolloutBuffer(num_envs, self.rollout, self.rnn_size) if self.training else None,
-            run_skill=np.full(num_envs, -1, np.int64),
-            run_return=np.zeros(num_envs, np.float64),
-            run_steps=np.zeros(num_envs, np.int64),
+            runs=SkillRunTracker(num_envs),
         )
         with self._actors_lock:
             self._actors[actor_id] = actor
@@ -373,30 +369,17 @@ class TrainingEngine:
                 self._ready_cv.notify()
 
     def _record_skill_runs(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
-        """Accumulate each env's intrinsic return per skill run (a run ends on a switch or episode end)."""
+        """Per-skill run returns and per-step rewards (a run ends on a switch or episode end)."""
         for t in range(traj.length):
-            skills = traj.skills[:, t].astype(np.int64)
-            switched = (skills != actor.run_skill) & (actor.run_skill >= 0)
-            for e in np.nonzero(switched)[0]:
-                self._close_run(actor, int(e))
-            actor.run_skill = skills.copy()
-            actor.run_return += intrinsic[:, t]
-            actor.run_steps += 1
+            skills = traj.skills[:, t]
+            for skill, ret, steps in actor.runs.step(skills, intrinsic[:, t], traj.dones[:, t]):
+                if 0 <= skill < NUM_SKILLS:
+                    self.skill_returns[skill].append(ret)
+                    self.observer.on_skill_run(skill, ret, steps)
             for k in range(NUM_SKILLS):
                 mask = skills == k
                 if mask.any():
                     self.skill_step_rewards[k].append(float(intrinsic[mask, t].mean()))
-            for e in np.nonzero(traj.dones[:, t])[0]:
-                self._close_run(actor, int(e))
-                actor.run_skill[e] = -1
-
-    def _close_run(self, actor: _Actor, e: int) -> None:
-        skill = int(actor.run_skill[e])
-        if 0 <= skill < NUM_SKILLS and actor.run_steps[e] > 0:
-            self.skill_returns[skill].append(float(actor.run_return[e]))
-            self.observer.on_skill_run(skill, float(actor.run_return[e]), int(actor.run_steps[e]))
-        actor.run_return[e] = 0.0
-        actor.run_steps[e] = 0
 
     # --- training --------------------------------------------------------------------------
     def _take_batch(self, n_traj: int) -> Trajectories | None:

@@ -1,0 +1,293 @@
+"""Learning experiment: train the ``small`` preset for tens of minutes; do skill returns rise?
+
+Steps (all real components; nothing here stands in for a service):
+1. collect transitions from real games (the actors' wrapper: vectorized NetHack with the
+   reference skill controllers) under a uniformly random policy;
+2. label pairs of them per skill and train the five reward models with the reward library
+   (``maestromotif.rewards.train``), written as real bundles. LABELS: no LLM-annotated data
+   exists on this machine and LLM annotation of tens of thousands of pairs does not fit
+   the time budget on 2 CPU cores, so pairs are labelled by a transparent rule that follows
+   each skill's preference text (method.md 5.2): descender prefers going down, ascender
+   going up, discoverer prefers staying on the level with gold/kills/finds, worshipper
+   altar messages, merchant selling. This tests the RL half (phase 4), not annotation;
+3. measure a uniformly random policy: per-skill mean intrinsic return per skill run, scored
+   by the reward service with the same shaping and the same run accounting as the learner;
+4. start reward + learner + actor services as processes (as ``maestromotif up`` does),
+   train, poll ``GetStatus`` and record each skill's mean intrinsic return (last 200 runs);
+5. write ``results.json`` and ``learning_curves.png``.
+
+    nice -n 10 .venv/bin/python experiments/learning_small.py --minutes 30 --out experiments/results/small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def collect(steps_per_env: int, envs: int, seed: int) -> dict[str, np.ndarray]:
+    """Random-policy transitions: messages, depth change, skill, message count, done."""
+    from maestromotif.env.vec import VecEnv
+    from services.actors.worker import controller_factory
+
+    rng = np.random.default_rng(seed)
+    env = VecEnv([seed * 1000 + i for i in range(envs)], controller_factory=controller_factory("exploration", seed))
+    obs = env.reset()
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("messages", "depth", "skills", "counts", "dones")}
+    for _ in range(steps_per_env):
+        # sample t: the observation (message, skill, count) and whether the action ended the episode
+        out["messages"].append(obs["messages"].copy())
+        out["depth"].append(obs["stat_changes"][:, 0].copy())
+        out["skills"].append(obs["skills"].copy())
+        out["counts"].append(obs["message_counts"].copy())
+        obs, _, dones, _, _ = env.step(rng.integers(0, 28, envs))
+        out["dones"].append(dones.astype(bool).copy())
+    env.close()
+    return {k: np.stack(v, axis=1) for k, v in out.items()}  # [envs, T, ...]
+
+
+_RULES = {
+    "discoverer": (r"gold|kill|destroy|you find|scroll|welcome to experience", 1.0),
+    "worshipper": (r"altar|drop|cursed|uncursed|flash", 1.0),
+    "merchant": (r"sell|offers|gold pieces for|shopkeeper|welcome to", 1.0),
+    "descender": (r"descend|trap door|hole", 0.5),
+    "ascender": (r"climb", 0.5),
+}
+
+
+def rule_score(skill: str, message: bytes, depth_change: float) -> float:
+    """The labelling rule (see module docstring): higher = preferred by the skill."""
+    text = message.rstrip(b"\0").decode("latin-1").lower()
+    pattern, weight = _RULES[skill]
+    score = weight if re.search(pattern, text) else 0.0
+    if skill == "descender":
+        score += 2.0 * depth_change
+    elif skill == "ascender":
+        score -= 2.0 * depth_change
+    elif skill == "discoverer":
+        score -= 2.0 * abs(depth_change)
+    return score
+
+
+def train_bundles(data: dict[str, np.ndarray], out: Path, pairs: int, seed: int) -> dict[str, dict]:
+    from maestromotif.rewards.data import PreferenceData
+    from maestromotif.rewards.train import TrainConfig, save_result, train_skill
+
+    messages = data["messages"].reshape(-1, 256)
+    depth = data["depth"].reshape(-1).astype(np.float32)
+    rng = np.random.default_rng(seed)
+    reports = {}
+    for skill in SKILLS:
+        scores = np.array([rule_score(skill, m.tobytes(), d) for m, d in zip(messages, depth)])
+        # half the pairs contain a transition the rule prefers, so the signal is not too rare
+        good = np.nonzero(scores > 0)[0]
+        first = rng.integers(0, len(scores), pairs)
+        if len(good):
+            first[: pairs // 2] = rng.choice(good, pairs // 2)
+        second = rng.integers(0, len(scores), pairs)
+        swap = rng.random(pairs) < 0.5
+        first, second = np.where(swap, second, first), np.where(swap, first, second)
+        s1, s2 = scores[first], scores[second]
+        labels = np.where(s1 > s2, 0, np.where(s2 > s1, 1, 2)).astype(np.int8)
+        prefs = PreferenceData(
+            pair_ids=np.array([f"{skill}-{i}" for i in range(pairs)], dtype=object),
+            messages=np.stack([messages[first], messages[second]], axis=1),
+            depth_change=np.stack([depth[first], depth[second]], axis=1),
+            labels=labels,
+        )
+        # fewer pairs than the paper's 80k-200k: a higher learning rate than 1e-5 to fit in minutes
+        result = train_skill(prefs, skill, TrainConfig(learning_rate=3e-4, epochs=8, threads=2), progress=False)
+        save_result(result, out)
+        reports[skill] = {k: v for k, v in result.report.items() if isinstance(v, (int, float, str, type(None)))}
+        reports[skill]["label_counts"] = np.bincount(labels, minlength=4).tolist()
+        print(f"reward model {skill}: {reports[skill]}", flush=True)
+    return reports
+
+
+def random_policy_returns(data: dict[str, np.ndarray], reward_address: str) -> dict[str, float]:
+    """Score the random policy's transitions through the reward service; mean return per skill run."""
+    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.training.skill_stats import SkillRunTracker
+    from services.learner.server import RewardClient
+
+    envs, steps = data["skills"].shape
+    channel = make_channel(reward_address, ClientOptions(deadline_s=60.0))
+    score = RewardClient(channel, 60.0)
+    flat = score(
+        data["skills"].reshape(-1),
+        data["messages"].reshape(-1, 256),
+        np.pad(data["depth"].reshape(-1, 1), ((0, 0), (0, 4))).astype(np.float32),
+        data["counts"].reshape(-1).astype(np.float32),
+    ).reshape(envs, steps)
+    channel.close()
+    tracker = SkillRunTracker(envs)
+    runs: dict[int, list[float]] = {k: [] for k in range(5)}
+    per_step: dict[int, list[float]] = {k: [] for k in range(5)}
+    for t in range(steps):
+        for skill, ret, _ in tracker.step(data["skills"][:, t], flat[:, t], data["dones"][:, t]):
+            runs[skill].append(ret)
+        for k in range(5):
+            mask = data["skills"][:, t] == k
+            if mask.any():
+                per_step[k].append(float(flat[mask, t].mean()))
+    return {SKILLS[k]: float(np.mean(v)) for k, v in runs.items() if v}
+
+
+def start_services(out: Path, bundles: Path, processes: int, envs: int, batch: int) -> tuple[list, dict]:
+    from maestromotif.kit.client import wait_for_serving
+
+    ports = {n: (_free_port(), _free_port()) for n in ("reward", "learner", "actors")}
+    sets = {
+        "reward": [f"bundle_dir={bundles}", "threads=1"],
+        "learner": [
+            f"reward_address=127.0.0.1:{ports['reward'][0]}", f"train_dir={out}", "experiment=policy",
+            "preset=small", f"batch_size={batch}", "checkpoint_every_samples=500000",
+        ],
+        "actors": [f"learner_address=127.0.0.1:{ports['learner'][0]}", f"processes={processes}",
+                   f"envs_per_process={envs}", "seed=7"],
+    }
+    procs = []
+    for name in ("reward", "learner", "actors"):
+        argv = [sys.executable, "-m", "maestromotif.kit", name, "--port", str(ports[name][0]),
+                "--metrics-port", str(ports[name][1])]
+        for item in sets[name]:
+            argv += ["--set", item]
+        log = open(out / f"{name}.log", "wb")
+        procs.append(subprocess.Popen(argv, start_new_session=True, stdout=log, stderr=subprocess.STDOUT))
+        wait_for_serving(f"127.0.0.1:{ports[name][0]}", timeout_s=300, alive=lambda p=procs[-1]: p.poll() is None)
+    return procs, ports
+
+
+def stop_services(procs: list) -> None:
+    for p in reversed(procs):
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def plot(history: list[dict], random_returns: dict[str, float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
+    for ax, skill in zip(axes, SKILLS):
+        xs = [h["samples_trained"] for h in history if skill in h["skill_returns"]]
+        ys = [h["skill_returns"][skill] for h in history if skill in h["skill_returns"]]
+        ax.plot(xs, ys, label="trained policy (last 200 runs)")
+        if skill in random_returns:
+            ax.axhline(random_returns[skill], color="red", linestyle="--", label="random policy")
+        ax.set_title(skill)
+        ax.set_xlabel("samples trained")
+        ax.set_ylabel("mean intrinsic return per skill run")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--out", type=Path, default=Path("experiments/results/small"))
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--envs", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--collect-steps", type=int, default=2000, help="random-policy steps per env")
+    parser.add_argument("--pairs", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    t_start = time.time()
+
+    data = collect(args.collect_steps, 16, args.seed)
+    print(f"collected {data['skills'].size} random-policy transitions in {time.time() - t_start:.0f}s", flush=True)
+    bundles = out / "bundles"
+    reward_reports = train_bundles(data, bundles, args.pairs, args.seed)
+
+    procs, ports = start_services(out, bundles, args.processes, args.envs, args.batch)
+    history: list[dict] = []
+    try:
+        random_returns = random_policy_returns(data, f"127.0.0.1:{ports['reward'][0]}")
+        print(f"random policy: {random_returns}", flush=True)
+        from maestromotif.kit.client import ClientOptions, make_channel
+        from maestromotif.v1 import learner_pb2, learner_pb2_grpc
+
+        channel = make_channel(f"127.0.0.1:{ports['learner'][0]}", ClientOptions(deadline_s=30.0))
+        stub = learner_pb2_grpc.LearnerStub(channel)
+        t0 = time.time()
+        while time.time() - t0 < args.minutes * 60:
+            time.sleep(20)
+            dead = [p for p in procs if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"a service exited with {dead[0].returncode}; see {out}/*.log")
+            s = stub.GetStatus(learner_pb2.GetStatusRequest())
+            entry = {
+                "t": time.time() - t0,
+                "samples_trained": s.samples_trained,
+                "env_steps": s.env_steps,
+                "policy_version": s.policy_version,
+                "samples_per_second": s.samples_per_second,
+                "policy_lag": s.mean_policy_lag,
+                "losses": dict(s.losses),
+                "skill_returns": dict(s.skill_returns),
+            }
+            history.append(entry)
+            print(json.dumps(entry), flush=True)
+            plot(history, random_returns, out / "learning_curves.png")
+        channel.close()
+    finally:
+        stop_services(procs)
+    first = {k: next((h["skill_returns"][k] for h in history if k in h["skill_returns"]), None) for k in SKILLS}
+    last = history[-1]["skill_returns"] if history else {}
+    summary = {
+        skill: {
+            "start": first[skill],
+            "end": last.get(skill),
+            "random_policy": random_returns.get(skill),
+            "rose_above_start": None if first[skill] is None or skill not in last else last[skill] > first[skill],
+            "above_random": None if skill not in random_returns or skill not in last else last[skill] > random_returns[skill],
+        }
+        for skill in SKILLS
+    }
+    result = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "reward_models": reward_reports,
+        "random_policy": random_returns,
+        "summary": summary,
+        "history": history,
+        "wall_minutes": (time.time() - t_start) / 60,
+    }
+    (out / "results.json").write_text(json.dumps(result, indent=2))
+    plot(history, random_returns, out / "learning_curves.png")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
