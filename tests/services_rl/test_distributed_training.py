@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from maestromotif.kit.testing import running
-from maestromotif.v1 import learner_pb2, learner_pb2_grpc
+from maestromotif.v1 import common_pb2, learner_pb2, learner_pb2_grpc
 from services.actors.server import SPEC as ACTORS
 from services.learner.server import SPEC as LEARNER
 from services.learner.server import decode_step
@@ -143,3 +143,40 @@ def test_learner_rejects_malformed_steps_and_unknown_actors(tmp_path) -> None:
     msg.skills = bytes([7])
     with pytest.raises(ValueError, match="skills"):
         decode_step(msg, n)
+
+
+def test_serve_mode_acts_from_a_checkpoint_without_training(tmp_path) -> None:
+    import torch
+
+    from maestromotif.training.settings import TrainingSettings
+    from maestromotif.training.sf2 import LearnerDriver
+
+    torch.set_num_threads(1)
+    driver = LearnerDriver(TrainingSettings(preset="small", device="cpu", batch_size=256), tmp_path, "served")
+    path = driver.save({"env_steps": 0})
+    with running(LEARNER, mode="serve", checkpoint=path) as ln:
+        stub = learner_pb2_grpc.LearnerStub(ln.channel)
+        assert stub.GetStatus(learner_pb2.GetStatusRequest(), timeout=10).mode == "serving"
+        info = stub.GetServerInfo(common_pb2.GetServerInfoRequest(), timeout=10)
+        assert info.details["preset"] == "small" and info.details["mode"] == "serve"
+        reg = stub.RegisterActor(learner_pb2.RegisterActorRequest(actor_name="eval", num_envs=3), timeout=10)
+        rng = np.random.default_rng(0)
+        stats = np.zeros((3, 35), "<f4")
+        stats[:, 30] = 1
+        steps = [
+            learner_pb2.EnvStepBatch(
+                actor_id=reg.actor_id, sequence=i, num_envs=3,
+                tty_chars=rng.integers(32, 127, 432, dtype=np.uint8).tobytes(),
+                tty_colors=rng.integers(0, 16, 432, dtype=np.uint8).tobytes(),
+                messages=bytes(768), stats=stats.tobytes(), skills=bytes(3),
+                message_counts=np.ones(3, "<f4").tobytes(), stat_changes=bytes(60),
+            )
+            for i in range(4)
+        ]
+        replies = list(stub.Act(iter(steps), timeout=30))
+        assert [r.sequence for r in replies] == [0, 1, 2, 3]
+        for r in replies:
+            actions = np.frombuffer(r.actions, np.uint8)
+            assert actions.shape == (3,) and np.all(actions < 28)
+            assert r.policy_version == 0
+        assert stub.GetStatus(learner_pb2.GetStatusRequest(), timeout=10).samples_trained == 0
