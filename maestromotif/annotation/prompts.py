@@ -4,8 +4,9 @@
   message, dungeon level, gold, HP, XP level, hunger by name).
 * ``compare_messages``: the paper's comparative prompt, in our own words, with
   the skill's preference from ``maestromotif.skills`` and the shared rule.
-* ``score_messages``: a Yes/No question about the skill's goal for one
-  transition alone (the score strategy for small models).
+* ``score_messages``: a few-shot Yes/No question about the skill for one
+  transition alone, in one of several phrasings (the score strategy for small
+  models).
 * ``parse_verdict``: the LAST ``best_description: 1|2|None`` in a reply (D20).
 """
 
@@ -103,45 +104,71 @@ def parse_verdict(text: str) -> int | None:
 
 # --- score strategy ------------------------------------------------------------
 
-# One concrete question per skill, answerable from a single moment of play. Small models
-# follow these much better than the comparative prompt (dependencies.md), and a few worked
-# examples (few-shot turns, none taken from the check set) calibrate the Yes/No answer.
-SCORE_QUESTIONS = MappingProxyType(
+# Questions per skill, answerable from a single moment of play; each is one *phrasing*, and a
+# transition's score is the mean Yes/No log-odds over its skill's phrasings (averaging smooths
+# the small model's sensitivity to wording). The first phrasing names the concrete things the
+# message would show (a 0.5B model matches observables far better than it reasons about goals);
+# the second states the skill's goal. Worshipper has a single phrasing: its goal question made
+# the model rate prayer above a "black flash" (it reads black as bad), so the one question says
+# that either flash is what the skill wants.
+SCORE_QUESTIONS: MappingProxyType[Skill, tuple[str, ...]] = MappingProxyType(
     {
-        Skill.DISCOVERER: "Did the player fight a monster, find something, or pick up gold or a scroll, while "
-        "staying on the same level?",
-        Skill.DESCENDER: "Did the player go down to a deeper dungeon level?",
-        Skill.ASCENDER: "Did the player go up to a higher dungeon level?",
-        Skill.WORSHIPPER: "Is the player using an altar, to learn whether items are blessed or cursed?",
-        Skill.MERCHANT: "Is the player in a shop, dealing with a shopkeeper to sell items?",
+        Skill.DISCOVERER: (
+            "Does this message say the player fought or killed a monster, found something hidden, or picked "
+            "up gold or a scroll?",
+            "Did the player fight a monster, find something, or pick up gold or a scroll, while staying on the "
+            "same level?",
+        ),
+        Skill.DESCENDER: (
+            "Does this message say the player went DOWN to a deeper level, or found a staircase leading down?",
+            "Did the player go down to a deeper dungeon level?",
+        ),
+        Skill.ASCENDER: (
+            "Does this message say the player went UP a staircase to a higher level, or found a staircase "
+            "leading up?",
+            "Did the player go up to a higher dungeon level?",
+        ),
+        Skill.WORSHIPPER: (
+            "Did the player drop an item on an altar (a black or amber flash shows whether it is cursed or "
+            "blessed), or find an altar?",
+        ),
+        Skill.MERCHANT: (
+            "Does this message say the player is selling an item to a shopkeeper or is in a shop?",
+            "Is the player in a shop, dealing with a shopkeeper to sell items?",
+        ),
     }
 )
 
+# Worked examples (few-shot turns) that calibrate the Yes/No answer. None of these messages is
+# in the check set (a test asserts it), so the check set measures generalisation, not recall.
 _DOWN = "(The player went down from level {} to level {}.)"
 _UP = "(The player went up from level {} to level {}.)"
-SCORE_EXAMPLES = MappingProxyType(
+SCORE_EXAMPLES: MappingProxyType[Skill, tuple[tuple[str, str], ...]] = MappingProxyType(
     {
         Skill.DISCOVERER: (
             ("You hit the gecko.", "Yes"),
-            ("You fall through a trap door. " + _DOWN.format(2, 3), "No"),
+            ("You climb down the ladder. " + _DOWN.format(2, 3), "No"),
             ("g - 2 scrolls labeled KIRJE.", "Yes"),
             ("You are beginning to feel hungry.", "No"),
         ),
         Skill.DESCENDER: (
-            ("You fall through a trap door. " + _DOWN.format(2, 3), "Yes"),
+            ("You climb down the ladder. " + _DOWN.format(2, 3), "Yes"),
             ("You hit the gecko.", "No"),
             ("You climb up the ladder. " + _UP.format(5, 4), "No"),
-            ("You fly down along the stairs. " + _DOWN.format(4, 5), "Yes"),
+            ("You float gently to the ground. " + _DOWN.format(4, 5), "Yes"),
         ),
         Skill.ASCENDER: (
             ("You climb up the ladder. " + _UP.format(5, 4), "Yes"),
             ("You hit the gecko.", "No"),
-            ("You fall through a trap door. " + _DOWN.format(2, 3), "No"),
-            ("You fly up the stairs. " + _UP.format(6, 5), "Yes"),
+            ("You climb down the ladder. " + _DOWN.format(2, 3), "No"),
+            ("You rise up, through the ceiling! " + _UP.format(6, 5), "Yes"),
         ),
         Skill.WORSHIPPER: (
             ("There is an amber flash as a bow hits the altar.", "Yes"),
             ("You hit the gecko.", "No"),
+            # The skill description excludes prayer: one prayer message, not the check set's.
+            ("You finish your prayer.", "No"),
+            ("There is a black flash as a quarterstaff hits the altar.", "Yes"),
             ("You are surrounded by a shimmering light.", "No"),
             ("There is an altar to Anhur (chaotic) here.", "Yes"),
         ),
@@ -171,9 +198,17 @@ def score_text(t: Transition) -> str:
     return f'Message: "{message}"' if message else 'Message: "" (nothing happened)'
 
 
-def score_messages(skill: Skill, text: str) -> list[ChatMessage]:
-    """Few-shot Yes/No chat; the examples form a fixed prefix per skill (KV-cache reuse)."""
-    question = SCORE_QUESTIONS[Skill(skill)]
+def score_phrasings(skill: Skill) -> int:
+    """How many phrasings (questions) the skill's score averages over."""
+    return len(SCORE_QUESTIONS[Skill(skill)])
+
+
+def score_messages(skill: Skill, text: str, phrasing: int = 0) -> list[ChatMessage]:
+    """Few-shot Yes/No chat; the examples form a fixed prefix per (skill, phrasing) (KV-cache reuse)."""
+    questions = SCORE_QUESTIONS[Skill(skill)]
+    if not 0 <= phrasing < len(questions):
+        raise ValueError(f"phrasing: {phrasing} not in [0, {len(questions)}) for skill {Skill(skill).name}")
+    question = questions[phrasing]
     messages = [ChatMessage("system", SCORE_SYSTEM)]
     for example, answer in SCORE_EXAMPLES[Skill(skill)]:
         messages += [ChatMessage("user", f'Message: "{example}"\n{question}'), ChatMessage("assistant", answer)]

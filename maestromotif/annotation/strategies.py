@@ -3,10 +3,14 @@
 * ``compare`` (the paper's way): both transitions in one prompt, brief reasoning,
   a final ``best_description`` line; the LAST verdict counts (D20); one retry
   turn on a parse failure; label 3 if still none.
-* ``score`` (for small models): each transition alone gets a Yes/No question
-  about the skill's goal; its score is log P(Yes) - log P(No) of the first
-  answer token; scores are cached per (skill, shown text); the pair's label
-  compares the two scores with a tie margin.
+* ``score`` (for small models): each transition alone gets few-shot Yes/No
+  questions about the skill (one per phrasing); its LLM score is the mean over
+  phrasings of log P(Yes) - log P(No) of the first answer token, cached per
+  (skill, shown text). To it is added the *depth prior*: the skill's own goal
+  about level changes, as its description states it (descender: down is
+  progress, up is worse; ascender: the reverse; discoverer: any level change is
+  against the goal; worshipper and merchant: none), times ``depth_prior``. The
+  pair's label compares the two totals with a tie margin.
 
 Default strategy per backend: ``score`` for the embedded (small) model, since
 small models asked to compare answer near chance (nearly always "1"); ``compare``
@@ -26,6 +30,7 @@ from maestromotif.annotation.prompts import (
     compare_messages,
     parse_verdict,
     score_messages,
+    score_phrasings,
     score_text,
 )
 from maestromotif.annotation.schema import (
@@ -41,6 +46,34 @@ from maestromotif.skills.ids import Skill
 
 STRATEGIES = ("compare", "score")
 DEFAULT_TIE_MARGIN = 0.1  # identical messages score identically; ~0.1 separates real differences for 0.5B
+# Weight of the depth prior, in log-odds units. The 0.5B model's log-odds spread over about
+# 2 units and it barely tells "climb up" from "descend" (docs/annotation.md), so 3.0 lets the
+# stated goal decide whenever exactly one transition changes level the right or wrong way, and
+# the LLM decide among transitions with the same level change. 0 turns the prior off.
+DEFAULT_DEPTH_PRIOR = 3.0
+
+# Sign of the prior per skill for a level change of +1 (one deeper) or -1 (one shallower), from
+# the skill descriptions (maestromotif.skills.descriptions; method.md 5.2): descender wants down
+# and likes up even less than staying; ascender the reverse; discoverer rejects any level change.
+_DEPTH_GOAL = {
+    Skill.DISCOVERER: {1: -1.0, -1: -1.0},
+    Skill.DESCENDER: {1: 1.0, -1: -1.0},
+    Skill.ASCENDER: {1: -1.0, -1: 1.0},
+}
+
+
+def depth_direction(transition: Transition) -> int:
+    """Sign of the depth change (+1 deeper, -1 shallower, 0 same), as the reward model's diffstats."""
+    delta = transition.stats_after[0] - transition.stats_before[0]
+    return (delta > 0) - (delta < 0)
+
+
+def depth_prior(skill: Skill, transition: Transition) -> float:
+    """The skill's stated preference about this transition's level change: -1, 0 or +1."""
+    direction = depth_direction(transition)
+    if direction == 0:
+        return 0.0
+    return _DEPTH_GOAL.get(Skill(skill), {}).get(direction, 0.0)
 # The paper's sampling (method.md 5.3), with a smaller reply budget: a brief reasoning suffices.
 COMPARE_PARAMS = GenerationParams(max_new_tokens=768, temperature=0.1, top_p=0.95, top_k=50)
 
@@ -67,6 +100,18 @@ class Annotation:
     raw_text: str
     first_score: float = math.nan
     second_score: float = math.nan
+
+
+@dataclass(frozen=True)
+class TransitionScore:
+    """A transition's score under the score strategy: LLM log-odds plus the weighted depth prior."""
+
+    llm: float
+    prior: float
+
+    @property
+    def total(self) -> float:
+        return self.llm + self.prior
 
 
 class ScoreCache:
@@ -101,16 +146,20 @@ class Annotator:
     """Labels pairs for a skill with one backend and one strategy."""
 
     def __init__(self, backend: LLMBackend, strategy: str | None = None, *,
-                 tie_margin: float = DEFAULT_TIE_MARGIN, compare_params: GenerationParams = COMPARE_PARAMS,
+                 tie_margin: float = DEFAULT_TIE_MARGIN, depth_prior: float = DEFAULT_DEPTH_PRIOR,
+                 compare_params: GenerationParams = COMPARE_PARAMS,
                  cache: ScoreCache | None = None, observer: AnnotationObserver | None = None) -> None:
         strategy = strategy or default_strategy(backend.kind)
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy {strategy!r} unknown; choose one of {STRATEGIES}")
         if not 0.0 <= tie_margin < 100.0:
             raise ValueError(f"tie_margin: {tie_margin} not in [0, 100)")
+        if not (math.isfinite(depth_prior) and 0.0 <= depth_prior <= 100.0):
+            raise ValueError(f"depth_prior: {depth_prior} not in [0, 100]")
         self.backend = backend
         self.strategy = strategy
         self.tie_margin = tie_margin
+        self.depth_prior = depth_prior
         self.compare_params = compare_params
         self.cache = cache or ScoreCache()
         self.observer = observer or AnnotationObserver()
@@ -125,27 +174,43 @@ class Annotator:
         return self._annotate_compare(Skill(skill), first, second, seed)
 
     # -- score
-    def score(self, skill: Skill, transition: Transition) -> float:
+    def llm_score(self, skill: Skill, transition: Transition) -> float:
+        """Mean Yes/No log-odds over the skill's phrasings, cached per (skill, shown text)."""
         text = score_text(transition)
         key = (int(skill), text)
         cached = self.cache.get(key)
         if cached is not None:
             self.observer.cache_hit()
             return cached
-        result = self.backend.yes_no_score(score_messages(skill, text))
-        self.observer.llm_call("score", result.seconds, result.prompt_tokens, 1)
-        self.cache.put(key, result.score)
-        return result.score
+        total = 0.0
+        phrasings = score_phrasings(skill)
+        for phrasing in range(phrasings):
+            result = self.backend.yes_no_score(score_messages(skill, text, phrasing))
+            self.observer.llm_call("score", result.seconds, result.prompt_tokens, 1)
+            total += result.score
+        score = total / phrasings
+        self.cache.put(key, score)
+        return score
+
+    def score_parts(self, skill: Skill, transition: Transition) -> TransitionScore:
+        # The shown text states the level change, so caching the LLM part by text is exact;
+        # the prior is added outside the cache so that annotators with other weights can share it.
+        return TransitionScore(self.llm_score(skill, transition), self.depth_prior * depth_prior(skill, transition))
+
+    def score(self, skill: Skill, transition: Transition) -> float:
+        return self.score_parts(skill, transition).total
 
     def _annotate_score(self, skill: Skill, first: Transition, second: Transition) -> Annotation:
-        s1 = self.score(skill, first)
-        s2 = self.score(skill, second)
+        p1 = self.score_parts(skill, first)
+        p2 = self.score_parts(skill, second)
+        s1, s2 = p1.total, p2.total
         diff = s1 - s2
         if abs(diff) <= self.tie_margin:
             label = LABEL_TIE
         else:
             label = LABEL_FIRST if diff > 0 else LABEL_SECOND
-        raw = f"score first={s1:.4f} second={s2:.4f} margin={self.tie_margin}"
+        raw = (f"score first={s1:.4f} second={s2:.4f} (llm {p1.llm:.4f} {p2.llm:.4f}, depth prior "
+               f"{p1.prior:+.2f} {p2.prior:+.2f}) margin={self.tie_margin}")
         return Annotation(label, raw, s1, s2)
 
     # -- compare

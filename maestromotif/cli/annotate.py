@@ -69,6 +69,8 @@ def register(app: typer.Typer) -> None:
         strategy: Optional[str] = typer.Option(None, "--strategy", help="compare | score (default per backend)."),
         shard: Optional[str] = typer.Option(None, "--shard", help="I/N; default JOB_COMPLETION_INDEX or 0/1."),
         tie_margin: float = typer.Option(0.1, "--tie-margin", min=0.0),
+        depth_prior: float = typer.Option(3.0, "--depth-prior", min=0.0, max=100.0,
+                                          help="Score strategy: weight of the skill's level-change goal (0: LLM only)."),
         timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds per LLM request."),
         concurrency: int = typer.Option(8, "--concurrency", min=1, max=256, help="Concurrent remote requests."),
         template: str = typer.Option("llama3", "--template", help="TGI prompt template: llama3 | chatml."),
@@ -89,7 +91,7 @@ def register(app: typer.Typer) -> None:
             skills = tuple(Skill) if skill == "all" else (parse_skill(skill),)
             dataset = read_pair_dataset(pairs)
             llm = _backend(backend, url, model, model_dir, timeout, concurrency, template)
-            annotator = Annotator(llm, strategy, tie_margin=tie_margin)
+            annotator = Annotator(llm, strategy, tie_margin=tie_margin, depth_prior=depth_prior)
         except (ValueError, DatasetError, SkillIdError, LLMError) as exc:
             _fail(str(exc))
         total = len(dataset.shard(index, count)) * len(skills)
@@ -118,6 +120,8 @@ def register(app: typer.Typer) -> None:
         model_dir: Optional[str] = typer.Option(None, "--model-dir"),
         strategy: Optional[str] = typer.Option(None, "--strategy", help="compare | score (default per backend)."),
         tie_margin: float = typer.Option(0.1, "--tie-margin", min=0.0),
+        depth_prior: float = typer.Option(3.0, "--depth-prior", min=0.0, max=100.0,
+                                          help="Score strategy: weight of the skill's level-change goal (0: LLM only)."),
         checkset: Optional[Path] = typer.Option(None, "--checkset", help="YAML check set (default: the shipped one)."),
         timeout: float = typer.Option(120.0, "--timeout", min=1.0),
         template: str = typer.Option("llama3", "--template"),
@@ -133,7 +137,7 @@ def register(app: typer.Typer) -> None:
         try:
             cases = load_checkset(checkset)
             llm = _backend(backend, url, model, model_dir, timeout, 1, template)
-            annotator = Annotator(llm, strategy, tie_margin=tie_margin)
+            annotator = Annotator(llm, strategy, tie_margin=tie_margin, depth_prior=depth_prior)
             with tqdm(total=len(cases), unit="pair", desc="annotate-eval") as bar:
                 report = evaluate(annotator, cases, progress=bar.update)
         except (ValueError, LLMError) as exc:
