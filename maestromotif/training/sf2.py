@@ -210,6 +210,9 @@ class LearnerDriver:
             raise ValueError("training settings: sample-factory rejected the configuration (see its log)")
         self.policy_versions = torch.zeros(1, dtype=torch.int32)
         self.param_server = ParameterServer(POLICY_ID, self.policy_versions, serial_mode=False)
+        if self.cfg.device == "gpu" and "CUDA_VISIBLE_DEVICES" not in os.environ:
+            # SF2 picks the learner's GPU from this variable (its runner sets it); found on an H200
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(torch.cuda.device_count()))
         learner_cls = _make_learner_class()
         self.learner = learner_cls(self.cfg, self.env_info, self.policy_versions, POLICY_ID, self.param_server)
         self.preset = self.cfg.policy_preset
