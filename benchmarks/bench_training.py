@@ -129,6 +129,31 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _metric_sums(port: int) -> dict[str, float]:
+    """Sums of the histograms (seconds spent) and counters on a service's /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.endswith("_sum") or sample.name.endswith("_total"):
+                out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    return out
+
+
+# (label, service, metric): seconds per second of wall time spent in each stage
+_STAGES = (
+    ("learner: inference", "learner", "maestromotif_learner_inference_latency_seconds_sum"),
+    ("learner: training", "learner", "maestromotif_learner_train_step_seconds_sum"),
+    ("learner: reward calls (pipelined)", "learner", "maestromotif_learner_reward_call_latency_seconds_sum"),
+    ("actors: env stepping (all processes)", "actors", "maestromotif_actor_env_step_seconds_sum"),
+    ("actors: waiting for actions (network + queue + inference)", "actors",
+     "maestromotif_actor_inference_round_trip_seconds_sum"),
+)
+
+
 def ours_samples_per_second(preset: str, seconds: float, processes: int = 2) -> tuple[float, float]:
     """Reward, learner and actor services as separate processes on loopback (as ``up`` runs them).
 
@@ -168,10 +193,17 @@ def ours_samples_per_second(preset: str, seconds: float, processes: int = 2) -> 
         stub = learner_pb2_grpc.LearnerStub(channel)
         while stub.GetStatus(learner_pb2.GetStatusRequest()).samples_trained == 0:
             time.sleep(0.5)
+        m0 = {n: _metric_sums(ports[n][1]) for n in ("learner", "actors")}
         s0, t0 = stub.GetStatus(learner_pb2.GetStatusRequest()), time.perf_counter()
         time.sleep(seconds)
         s1, t1 = stub.GetStatus(learner_pb2.GetStatusRequest()), time.perf_counter()
+        m1 = {n: _metric_sums(ports[n][1]) for n in ("learner", "actors")}
         channel.close()
+        parts = [
+            f"{label} {(m1[svc].get(name, 0) - m0[svc].get(name, 0)) / (t1 - t0):.2f}"
+            for label, svc, name in _STAGES
+        ]
+        print(f"  where the time goes ({preset}, {processes} actor processes; seconds per second): " + "; ".join(parts))
     finally:
         for proc in reversed(procs):
             try:

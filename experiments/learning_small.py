@@ -219,7 +219,7 @@ def main() -> None:
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4096)
     parser.add_argument("--collect-steps", type=int, default=2000, help="random-policy steps per env")
-    parser.add_argument("--pairs", type=int, default=20000)
+    parser.add_argument("--pairs", type=int, default=3000, help="labelled pairs per skill (CPU time: about a minute per skill)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     out = args.out.resolve()
