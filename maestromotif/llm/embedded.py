@@ -3,16 +3,22 @@
 The model is loaded once per process (a module-level cache keyed by file and
 settings) and used under a lock, since a llama.cpp context is not thread-safe.
 Prompts that share a prefix (the score strategy's fixed question) reuse the KV
-cache, so only the message-specific tail is evaluated.
+cache, so only the message-specific tail is evaluated. Since several prefixes
+take turns (one per skill and question phrasing), the KV state of each recent
+prefix (everything before the final user turn) is kept in a small LRU and
+restored instead of being recomputed: a restore copies a few MB, a recompute
+costs a forward pass over a few hundred tokens.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,8 +97,13 @@ class EmbeddedBackend(LLMBackend):
     supports_scoring = True
     max_concurrency = 1
 
+    # Prefixes shorter than this are cheap to recompute; longer ones have their KV state kept.
+    MIN_SAVED_PREFIX = 32
+
     def __init__(self, model: str = DEFAULT_MODEL, *, model_dir: str | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None) -> None:
+                 n_threads: int | None = None, prefix_states: int = 16) -> None:
+        if not 0 <= prefix_states <= 256:
+            raise ValueError(f"prefix_states: {prefix_states} not in [0, 256]")
         self.spec = get_spec(model)
         self.path = ensure_model_file(model, model_dir)
         self.n_threads = n_threads or free_cores()
@@ -101,6 +112,11 @@ class EmbeddedBackend(LLMBackend):
         self.n_ctx = n_ctx
         self._yes_ids = self._first_token_ids(YES_SPELLINGS)
         self._no_ids = self._first_token_ids(NO_SPELLINGS)
+        # token prefix -> llama.cpp sequence state (KV cells of that prefix); per backend object,
+        # used under the model lock. Roughly 12 KB per token for the 0.5B model.
+        self.prefix_states = prefix_states
+        self._states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self.prefix_restores = 0
 
     @property
     def model_id(self) -> str:
@@ -148,11 +164,51 @@ class EmbeddedBackend(LLMBackend):
             finish_reason=str(choice.get("finish_reason") or ""),
         )
 
+    def _shared_prefix(self, messages: Sequence[ChatMessage], tokens: list[int]) -> int:
+        """Length of the prompt part that precedes the final message (same for every text asked)."""
+        if len(messages) < 2 or self.prefix_states == 0:
+            return 0
+        head = self._llm.tokenize(self.template.render(messages[:-1]).encode("utf-8"), add_bos=False, special=True)
+        n = 0
+        for a, b in zip(head, tokens[:-1]):
+            if a != b:
+                break
+            n += 1
+        return n if n >= self.MIN_SAVED_PREFIX else 0
+
+    def _save_state(self, key: tuple[int, ...]) -> None:
+        ctx = self._llm._ctx.ctx
+        size = int(llama_cpp_module().llama_state_seq_get_size(ctx, 0))
+        buffer = (ctypes.c_uint8 * size)()
+        written = int(llama_cpp_module().llama_state_seq_get_data(ctx, buffer, size, 0))
+        if 0 < written <= size:
+            self._states[key] = bytes(buffer)[:written]
+            self._states.move_to_end(key)
+            while len(self._states) > self.prefix_states:
+                self._states.popitem(last=False)
+
+    def _restore_state(self, key: tuple[int, ...]) -> bool:
+        llm = self._llm
+        data = self._states[key]
+        llm._ctx.kv_cache_seq_rm(-1, 0, -1)  # the sequence must be empty before a state is set
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if int(llama_cpp_module().llama_state_seq_set_data(llm._ctx.ctx, buffer, len(data), 0)) != len(data):
+            llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+            llm.n_tokens = 0
+            del self._states[key]
+            return False
+        llm.input_ids[: len(key)] = key
+        llm.n_tokens = len(key)
+        self._states.move_to_end(key)
+        self.prefix_restores += 1
+        return True
+
     def yes_no_score(self, messages: Sequence[ChatMessage]) -> YesNoScore:
         tokens = self._tokens(messages)
         start = time.perf_counter()
         with self._lock:
             llm = self._llm
+            shared = self._shared_prefix(messages, tokens)
             # Reuse the cached prefix: keep the longest common prefix with what the
             # context holds now (at least one token must be evaluated to get logits).
             held = llm.input_ids[: llm.n_tokens]
@@ -161,11 +217,27 @@ class EmbeddedBackend(LLMBackend):
                 if a != b:
                     break
                 prefix += 1
+            key = tuple(tokens[:shared])
+            if shared > prefix and key in self._states and self._restore_state(key):
+                prefix = shared
             llm.n_tokens = prefix  # eval() drops the KV cache after n_tokens
-            llm.eval(tokens[prefix:])
+            if shared > prefix:
+                # evaluate up to the end of the shared prefix, keep its state, then the tail
+                llm.eval(tokens[prefix:shared])
+                self._save_state(key)
+                prefix_done = shared
+            else:
+                prefix_done = prefix
+            llm.eval(tokens[prefix_done:])
             logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),)).astype(np.float64)
         top = logits.max()
         log_z = top + math.log(np.exp(logits - top).sum())
         yes = float(np.logaddexp.reduce(logits[self._yes_ids]) - log_z)
         no = float(np.logaddexp.reduce(logits[self._no_ids]) - log_z)
         return YesNoScore(yes - no, yes, no, len(tokens) - prefix, time.perf_counter() - start)
+
+
+def llama_cpp_module() -> Any:
+    import llama_cpp  # imported lazily, like in load_llama
+
+    return llama_cpp

@@ -93,3 +93,32 @@ def test_chat_and_compare_strategy(backend) -> None:
     annotator = Annotator(backend, "compare", compare_params=params)
     result = annotator.annotate(case.skill, case.first, case.second, seed=1516)
     assert result.label in (0, 1, 2, 3) and result.raw_text
+
+
+def test_prefix_states_restore_alternating_prompts(backend) -> None:
+    """Two few-shot prefixes taking turns: the second visit restores the kept KV state, same scores."""
+    from maestromotif.annotation.prompts import score_messages
+    from maestromotif.skills.ids import Skill
+
+    texts = ['Message: "You kill the lichen!"', 'Message: "You read a scroll labeled VE FORBRYDERNE."']
+    prompts = [score_messages(Skill.DESCENDER, text, k) for text in texts for k in (0, 1)]
+    fresh = []
+    for messages in prompts:  # reference: each prompt from an empty context
+        with backend._lock:
+            backend._llm.n_tokens = 0
+            backend._states.clear()
+        fresh.append(backend.yes_no_score(messages))
+    restores = backend.prefix_restores
+    again = [backend.yes_no_score(messages) for messages in prompts]
+    assert backend.prefix_restores >= restores + 3  # every switch of phrasing restored a state
+    assert all(r.prompt_tokens < f.prompt_tokens // 2 for r, f in zip(again[1:], fresh[1:]))  # only the tail ran
+    # same answers up to llama.cpp's batch-split rounding (also seen with plain prefix reuse)
+    assert all(abs(r.score - f.score) < 0.08 for r, f in zip(again, fresh))
+    assert len(backend._states) <= backend.prefix_states
+
+
+def test_prefix_states_bounds() -> None:
+    from maestromotif.llm.embedded import EmbeddedBackend
+
+    with pytest.raises(ValueError, match="prefix_states"):
+        EmbeddedBackend("0.5b", prefix_states=-1)
