@@ -1,8 +1,9 @@
 """Annotation throughput with the embedded 0.5B model and the score strategy.
 
 Baseline, measured in the same run: scoring every transition from scratch
-(KV cache cleared before each call, no score cache). Then: the same pairs with
-the shared few-shot prefix kept in llama.cpp's KV cache, and a second pass with
+(KV cache cleared before each call, no kept prefix states, no score cache).
+Then: the same pairs with the few-shot prefixes reused (the one in llama.cpp's
+KV cache, or a kept state of each phrasing's prefix), and a second pass with
 the per-(skill, message) score cache warm. Prints pairs/s and ratios.
 """
 
@@ -24,6 +25,7 @@ def main() -> None:
 
         def __init__(self, inner: EmbeddedBackend) -> None:
             self.__dict__.update(inner.__dict__)
+            self.prefix_states = 0  # no kept prefix states either
 
         def yes_no_score(self, messages):  # type: ignore[no-untyped-def]
             with self._lock:
