@@ -229,7 +229,8 @@ class AnnotationJob:
         ledger = Ledger(Path(self.spec.labels_dir) / "ledger" / f"{self.shard_name}.sqlite")
         try:
             ledger.bind({"pairs_manifest_sha256": manifest_hash, "shard": self.shard_name,
-                         "strategy": self.annotator.strategy, "model": self.annotator.model_id})
+                         "strategy": self.annotator.strategy, "model": self.annotator.model_id,
+                         "settings": self.annotator.settings_fingerprint})
             for skill in self.spec.skills:
                 done = ledger.done_ids(int(skill))
                 with self._status_lock:

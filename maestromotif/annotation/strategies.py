@@ -19,6 +19,9 @@ for served large models, as in the paper (dependencies.md).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import math
 import threading
 from collections import OrderedDict
@@ -167,6 +170,27 @@ class Annotator:
     @property
     def model_id(self) -> str:
         return self.backend.model_id
+
+    @property
+    def settings_fingerprint(self) -> str:
+        """Hash of everything besides the model that decides a label: strategy, margins, sampling
+        and the prompts as rendered for a fixed probe. A ledger is bound to it, so a resumed job
+        never mixes labels made under different prompts or settings."""
+        probe = Transition("probe previous", "probe current", (1, 0, 10, 10, 1, 1), (2, 5, 9, 10, 1, 2))
+        rendered = {
+            "strategy": self.strategy,
+            "tie_margin": self.tie_margin,
+            "depth_prior": self.depth_prior,
+            "compare_params": dataclasses.asdict(self.compare_params),
+            "retry": RETRY_PROMPT,
+            "prompts": [
+                [[m.role, m.content] for m in compare_messages(skill, probe, probe)]
+                + [[m.role, m.content] for p in range(score_phrasings(skill))
+                   for m in score_messages(skill, score_text(probe), p)]
+                for skill in Skill
+            ],
+        }
+        return hashlib.sha256(json.dumps(rendered, sort_keys=True).encode()).hexdigest()[:16]
 
     def annotate(self, skill: Skill, first: Transition, second: Transition, *, seed: int | None = None) -> Annotation:
         if self.strategy == "score":

@@ -115,6 +115,26 @@ def test_ledger_refuses_other_dataset(tmp_path: Path, records) -> None:
     assert status.state == "failed" and "pairs_manifest_sha256" in status.error
 
 
+def test_ledger_refuses_other_annotation_settings(tmp_path: Path, records) -> None:
+    pairs, out = tmp_path / "pairs", tmp_path / "out"
+    write_pair_dataset(pairs, records(4), gap_steps=100)
+    with TGIDouble() as tgi:
+        backend = make_backend("tgi", url=tgi.url)
+        spec = JobSpec(str(pairs), str(out), (Skill.ASCENDER,))
+        assert AnnotationJob(spec, Annotator(backend, "score")).run().state == "succeeded"
+        # same model and strategy, another prior: resuming would mix labels made two ways
+        status = AnnotationJob(spec, Annotator(backend, "score", depth_prior=0.0)).run()
+    assert status.state == "failed" and "settings" in status.error
+
+
+def test_settings_fingerprint_follows_prompts_and_settings() -> None:
+    backend = make_backend("tgi", url="http://127.0.0.1:9")
+    base = Annotator(backend, "score").settings_fingerprint
+    assert Annotator(backend, "score").settings_fingerprint == base
+    assert Annotator(backend, "score", tie_margin=0.2).settings_fingerprint != base
+    assert Annotator(backend, "compare").settings_fingerprint != base
+
+
 def test_parse_shard() -> None:
     assert parse_shard("1/4", {}) == (1, 4)
     assert parse_shard(None, {"JOB_COMPLETION_INDEX": "2", "MAESTROMOTIF_NUM_SHARDS": "3"}) == (2, 3)
