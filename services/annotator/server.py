@@ -23,7 +23,13 @@ from pydantic import Field
 from maestromotif import __version__
 from maestromotif.annotation.job import FAILED, RUNNING, SUCCEEDED, WAITING, AnnotationJob, JobSpec, JobStatus
 from maestromotif.annotation.schema import DatasetError, Transition, compute_pair_id
-from maestromotif.annotation.strategies import AnnotationObserver, Annotator, ScoreCache, default_strategy
+from maestromotif.annotation.strategies import (
+    DEFAULT_DEPTH_PRIOR,
+    AnnotationObserver,
+    Annotator,
+    ScoreCache,
+    default_strategy,
+)
 from maestromotif.kit import ServiceConfig, ServiceContext, ServiceSpec
 from maestromotif.llm import BackendUnavailable, LLMBackend, LLMError, ScoringUnsupported, make_backend
 from maestromotif.skills.ids import SKILL_NAMES, Skill
@@ -47,6 +53,8 @@ class AnnotatorConfig(ServiceConfig):
     default_strategy: Literal["", "compare", "score"] = Field(
         "", description="Strategy when a request says DEFAULT (empty: score for embedded, compare otherwise).")
     tie_margin: float = Field(0.1, ge=0, le=100, description="Score strategy: |s1 - s2| at or below this is a tie.")
+    depth_prior: float = Field(DEFAULT_DEPTH_PRIOR, ge=0, le=100,
+                               description="Score strategy: weight of the depth-direction prior from each skill's goal.")
     max_pairs_per_call: int = Field(64, ge=1, le=4096, description="Largest AnnotatePairs batch accepted.")
     data_root: Path = Field(Path("data"), description="StartJob paths must lie under this directory.")
     max_jobs: int = Field(16, ge=1, le=1024, description="Jobs kept in memory (running or finished).")
@@ -133,7 +141,7 @@ class AnnotatorServicer(annotator_pb2_grpc.AnnotatorServicer):
         with self._lock:
             if name not in self._annotators:
                 self._annotators[name] = Annotator(self.backend, name, tie_margin=self.config.tie_margin,
-                                                   cache=self.cache, observer=self.observer)
+                                                   depth_prior=self.config.depth_prior, cache=self.cache, observer=self.observer)
             return self._annotators[name]
 
     @staticmethod
