@@ -107,6 +107,7 @@ class TrainingEngine:
         policy_version: int = 0,
         env_steps: int = 0,
         stats_window: int = 200,
+        max_backlog_batches: float = 2.0,
     ) -> None:
         if driver is not None and score_fn is None:
             raise ValueError("TrainingEngine: training needs a score_fn for intrinsic rewards")
@@ -150,6 +151,10 @@ class TrainingEngine:
             collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
         ]
         self.errors: list[str] = []
+        # Backpressure: trajectories waiting for rewards or training, in batches. Past the limit,
+        # inference (and so the actors) waits for training, which bounds memory and policy lag.
+        self._backlog = 0
+        self._max_backlog = max(1, int(max_backlog_batches * (batch_size // rollout)))
 
         self._threads = [threading.Thread(target=self._inference_loop, name="inference", daemon=True)]
         if driver is not None:
@@ -276,6 +281,10 @@ class TrainingEngine:
     def _inference_loop(self) -> None:
         torch.set_grad_enabled(False)
         while not self._stop.is_set():
+            if self.training:
+                with self._ready_cv:
+                    while self._backlog > self._max_backlog and not self._stop.is_set():
+                        self._ready_cv.wait(0.1)
             batch = self._gather()
             if not batch:
                 continue
@@ -330,6 +339,8 @@ class TrainingEngine:
     def _submit_for_reward(self, actor: _Actor, traj: Trajectories) -> None:
         assert self.score_fn is not None
         inputs = traj.reward_inputs()
+        with self._ready_cv:
+            self._backlog += traj.count
         fut = self._reward_pool.submit(self._score, *inputs)
         self._scored.put((actor, actor.generation, traj, fut))
 
@@ -359,9 +370,11 @@ class TrainingEngine:
                 log.warning("reward scoring failed; dropping %d trajectories: %s", traj.count, exc)
                 self.errors.append(f"reward: {exc}")
                 self.observer.on_dropped(traj.count, "reward")
+                self._release(traj.count)
                 continue
             if not actor.alive or generation != actor.generation:
                 self.observer.on_dropped(traj.count, "actor_gone")
+                self._release(traj.count)
                 continue
             self._record_skill_runs(actor, traj, intrinsic.reshape(traj.count, traj.length))
             with self._ready_cv:
@@ -381,6 +394,11 @@ class TrainingEngine:
                 if mask.any():
                     self.skill_step_rewards[k].append(float(intrinsic[mask, t].mean()))
 
+    def _release(self, count: int) -> None:
+        with self._ready_cv:
+            self._backlog -= count
+            self._ready_cv.notify_all()
+
     # --- training --------------------------------------------------------------------------
     def _take_batch(self, n_traj: int) -> Trajectories | None:
         with self._ready_cv:
@@ -399,6 +417,8 @@ class TrainingEngine:
                     parts.append(head.select(slice(0, need)))
                     self._ready.appendleft(head.select(slice(need, None)))
                     need = 0
+            self._backlog -= n_traj
+            self._ready_cv.notify_all()
         return Trajectories.concat(parts)
 
     def _train_loop(self) -> None:

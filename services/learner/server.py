@@ -56,6 +56,9 @@ class LearnerConfig(ServiceConfig, TrainingFields):
     max_envs_per_actor: int = Field(1024, ge=1, le=65536)
     max_actors: int = Field(64, ge=1, le=4096)
     inference_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long to merge steps of several actors")
+    max_backlog_batches: float = Field(
+        2.0, gt=0, le=64, description="batches of trajectories that may wait for training before actors are slowed"
+    )
     checkpoint_on_exit: bool = Field(True, description="write a last checkpoint on shutdown")
     torch_threads: int = Field(1, ge=1, le=256, description="torch intra-op threads on CPU")
     max_workers: int = Field(96, ge=1, le=1024, description="gRPC handler threads (one per open actor stream)")
@@ -257,6 +260,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
                 observer=self.metrics,
                 lock=self.driver.lock,
                 env_steps=int(counters.get("env_steps", 0)),
+                max_backlog_batches=config.max_backlog_batches,
             )
             self.preset = self.driver.preset
             self.config_hash = settings.config_hash()
