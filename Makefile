@@ -19,8 +19,8 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
-run: install  ## run the main job on embedded defaults
-	$(VENV)/bin/maestromotif up
+run: install  ## run the main job on embedded defaults: the whole method, end to end
+	$(VENV)/bin/maestromotif pipeline
 
 test: install  ## install and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

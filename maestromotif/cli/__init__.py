@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "maestromotif.cli.annotate",  # collect, annotate, annotate-eval
     "maestromotif.cli.reward",  # train-reward
     "maestromotif.cli.train",  # train
+    "maestromotif.cli.pipeline",  # pipeline (the whole method end to end)
 )
 
 

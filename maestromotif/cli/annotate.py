@@ -12,8 +12,9 @@ import typer
 _BACKEND_HELP = "LLM backend: embedded (in-process llama.cpp), openai (any OpenAI-compatible server) or tgi."
 
 
-def _backend(backend: str, url: Optional[str], model: Optional[str], model_dir: Optional[str],
-             timeout: float, concurrency: int, template: str):
+def make_cli_backend(backend: str, url: Optional[str], model: Optional[str] = None, model_dir: Optional[str] = None,
+                     timeout: float = 120.0, concurrency: int = 8, template: str = "llama3"):
+    """The LLM backend named on a command line (shared by annotate, annotate-eval and pipeline)."""
     from maestromotif.llm import make_backend
 
     if backend == "embedded":
@@ -90,7 +91,7 @@ def register(app: typer.Typer) -> None:
             index, count = parse_shard(shard)
             skills = tuple(Skill) if skill == "all" else (parse_skill(skill),)
             dataset = read_pair_dataset(pairs)
-            llm = _backend(backend, url, model, model_dir, timeout, concurrency, template)
+            llm = make_cli_backend(backend, url, model, model_dir, timeout, concurrency, template)
             annotator = Annotator(llm, strategy, tie_margin=tie_margin, depth_prior=depth_prior)
         except (ValueError, DatasetError, SkillIdError, LLMError) as exc:
             _fail(str(exc))
@@ -136,7 +137,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             cases = load_checkset(checkset)
-            llm = _backend(backend, url, model, model_dir, timeout, 1, template)
+            llm = make_cli_backend(backend, url, model, model_dir, timeout, 1, template)
             annotator = Annotator(llm, strategy, tie_margin=tie_margin, depth_prior=depth_prior)
             with tqdm(total=len(cases), unit="pair", desc="annotate-eval") as bar:
                 report = evaluate(annotator, cases, progress=bar.update)

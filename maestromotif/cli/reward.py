@@ -65,7 +65,7 @@ def train_reward(
         m = result.report["metrics"]
         typer.echo(
             f"{result.skill}: bundle {result.meta.version} -> {result.bundle_dir}\n"
-            f"  train acc {_fmt(m['train_accuracy'])}  held-out acc {_fmt(m['val_accuracy'])}  "
+            f"  train acc {format_metric(m['train_accuracy'])}  held-out acc {format_metric(m['val_accuracy'])}  "
             f"(pairs: {m['train_pairs']} train, {m['val_pairs']} held out)\n"
             f"  mean {result.meta.mean:.4f}  std {result.meta.std:.4f}  "
             f"threshold {result.meta.threshold:.4f} (q{result.meta.threshold_level})\n"
@@ -73,7 +73,7 @@ def train_reward(
         )
 
 
-def _fmt(value: float | None) -> str:
+def format_metric(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from types import FrameType
 from typing import Annotated, Any
 
@@ -14,7 +12,7 @@ import typer
 
 from maestromotif.kit.client import ClientOptions
 from maestromotif.kit.config import ConfigError, parse_assignments
-from maestromotif.kit.local import LocalProcesses, ServiceStartError, serve_argv, terminate
+from maestromotif.kit.local import LocalProcesses, ServiceStartError
 from maestromotif.kit.runner import serve_command, services_package
 from maestromotif.kit.server import ServiceSpec, available_services, load_spec
 
@@ -26,30 +24,6 @@ CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen")
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
-
-
-@dataclass
-class _Child:
-    """Kept for callers written before maestromotif.kit.local existed (use LocalProcesses instead)."""
-
-    spec: ServiceSpec
-    port: int
-    metrics_port: int
-    proc: subprocess.Popen[bytes]
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-
-def _serve_argv(name: str, package: str, port: int, metrics_port: int, sets: list[str]) -> list[str]:
-    """Deprecated alias of maestromotif.kit.local.serve_argv."""
-    return serve_argv(name, port, metrics_port, sets, package)
-
-
-def _terminate(children: list[Any], grace_s: float) -> None:
-    """Deprecated alias of maestromotif.kit.local.terminate."""
-    terminate(children, grace_s)
 
 
 def start_order(specs: dict[str, ServiceSpec]) -> list[str]:
