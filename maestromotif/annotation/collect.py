@@ -16,7 +16,7 @@ Sampling, as documented in the manifest:
 Policies: ``random`` (uniform over the 28 actions), ``reference`` (a fixed
 action prior that favours walking, running, searching and stairs, so more
 levels and messages are seen than with uniform actions), and ``checkpoint``
-(a trained skill policy; needs the learner's checkpoint loader).
+(a trained skill policy from a learner checkpoint, with the training policy over skills choosing skills).
 """
 
 from __future__ import annotations
@@ -85,11 +85,8 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
         raise CollectError(f"gap_steps: {gap_steps} < 1")
     if not 0.0 < sample_prob <= 1.0:
         raise CollectError(f"sample_prob: {sample_prob} not in (0, 1]")
-    if policy == "checkpoint":
-        raise CollectError(
-            "policy 'checkpoint' is not available yet: it needs the learner's checkpoint loader for acting "
-            f"(checkpoint given: {checkpoint!r}); use --policy random or reference"
-        )
+    if policy == "checkpoint" and not checkpoint:
+        raise CollectError("policy 'checkpoint' needs --checkpoint (a checkpoint file or an experiment folder)")
     if Path(out_dir, "manifest.json").exists():
         raise CollectError(f"{out_dir}: already holds a pair dataset")
     from maestromotif.env.vec import VecEnv  # NLE is heavy; only import when collecting
@@ -100,14 +97,18 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
     history: list[collections.deque] = [collections.deque(maxlen=gap_steps + 1) for _ in range(num_envs)]
     transitions: dict[tuple, Transition] = {}
     blstats_idx = list(STATS_BLSTATS_INDICES)
-    with VecEnv(seeds) as env:
+    trained = _CheckpointPolicy(checkpoint, num_envs) if policy == "checkpoint" else None
+    # A trained policy is skill-conditioned: its games run the training policy over skills, as actors do.
+    controllers = _exploration_controllers(seed) if trained is not None else None
+    with VecEnv(seeds, controller_factory=controllers) as env:
         obs = env.reset()
+        dones = np.zeros(num_envs, dtype=bool)
         raw = env.group.raw
         for i in range(num_envs):
             history[i].append((_message(obs["messages"][i]), tuple(int(v) for v in raw["blstats"][i, blstats_idx])))
         done_steps = 0
         while done_steps < steps:
-            actions = rng.choice(28, size=num_envs, p=prior)
+            actions = trained(obs, dones) if trained is not None else rng.choice(28, size=num_envs, p=prior)
             obs, _, dones, _, _ = env.step(actions)
             stats = raw["blstats"][:, blstats_idx]
             for i in range(num_envs):
@@ -135,3 +136,46 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
                            "no episode boundary crossed; shuffled, consecutive transitions paired"},
     )
     return CollectResult(len(items), manifest["num_pairs"], done_steps, manifest)
+
+
+def _exploration_controllers(seed: int) -> Callable[[int], object]:
+    from maestromotif.skills.controller import SkillController
+    from maestromotif.skills.reference import load_reference
+
+    return lambda i: SkillController(load_reference("exploration"), seed=seed * 1000 + i)
+
+
+class _CheckpointPolicy:
+    """Actions from a trained skill policy (the learner's checkpoint format), sampled as in training."""
+
+    def __init__(self, checkpoint: str, num_envs: int) -> None:
+        from maestromotif.training.sf2 import load_policy_for_inference, rnn_size_of, zeros_rnn
+
+        path = Path(checkpoint)
+        if path.is_dir():  # an experiment folder: its latest checkpoint
+            found = sorted(path.glob("checkpoint_p0/checkpoint_*.pth"))
+            if not found:
+                raise CollectError(f"checkpoint: no checkpoint_p0/checkpoint_*.pth under {path}")
+            path = found[-1]
+        elif not path.is_file():
+            raise CollectError(f"checkpoint: {path} does not exist")
+        try:
+            self.model, _ = load_policy_for_inference(path)
+        except ValueError as exc:
+            raise CollectError(str(exc)) from exc
+        self.device = next(self.model.parameters()).device
+        self.rnn = zeros_rnn(num_envs, rnn_size_of(self.model), self.device)
+
+    def __call__(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
+        from maestromotif.training.acting import act, reset_done_states
+        from maestromotif.training.trajectories import StepObservation
+
+        self.rnn = reset_done_states(self.rnn, dones)
+        n = len(dones)
+        step_obs = StepObservation(
+            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
+            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
+            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
+        )
+        step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0)
+        return step.actions
