@@ -26,7 +26,9 @@ def _stage(title: str) -> None:
 
 
 def pipeline_command(
-    workdir: Annotated[Path, typer.Option("--workdir", help="Folder for every stage's output.")] = Path("data/pipeline"),
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="Folder for every stage's output (the services' defaults read data/).")
+    ] = Path("data"),
     collect_steps: Annotated[int, typer.Option("--collect-steps", min=1, help="Env steps to collect pairs from.")] = 100_000,
     collect_envs: Annotated[int, typer.Option("--collect-envs", min=1, max=256, help="Games played at once.")] = 8,
     backend: Annotated[str, typer.Option("--backend", help="LLM: embedded, openai or tgi.")] = "embedded",
