@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from maestromotif.fileio import atomic_write_bytes
 from maestromotif.rewards.constants import (
     NUM_SKILLS,
     PAPER_THRESHOLDS,
@@ -282,16 +283,7 @@ def update_manifest(root: str | os.PathLike[str], versions: Mapping[str, str]) -
         for skill, version in versions.items():
             manifest["skills"][skill] = {"version": version, "path": f"{skill}-{version}"}
         manifest["updated_at"] = time.time()
-        fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=root)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(json.dumps(manifest, indent=2, sort_keys=True).encode())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        atomic_write_bytes(path, json.dumps(manifest, indent=2, sort_keys=True).encode())
         _fsync_dir(root)
     return manifest
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from maestromotif.fileio import atomic_write_text
 from maestromotif.models.policy import (
     get_preset,
     policy_action_space,
@@ -274,7 +275,7 @@ class LearnerDriver:
             "config_hash": self.settings.config_hash(),
             "counters": dict(counters),
         }
-        _atomic_write_text(Path(path).parent / MANIFEST_NAME, json.dumps(manifest, indent=2))
+        atomic_write_text(Path(path).parent / MANIFEST_NAME, json.dumps(manifest, indent=2))
         return path
 
     def checkpoint_dir(self) -> Path:
@@ -288,22 +289,7 @@ class LearnerDriver:
         # SF2's own tools (enjoy, summaries) look for config.json in the experiment folder
         from sample_factory.utils.utils import cfg_file
 
-        _atomic_write_text(Path(cfg_file(self.cfg)), json.dumps(vars(self.cfg), indent=2, default=str))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write_text(Path(cfg_file(self.cfg)), json.dumps(vars(self.cfg), indent=2, default=str))
 
 
 def load_policy_for_inference(checkpoint: str | os.PathLike, device: str = "auto") -> tuple[Any, dict[str, Any]]:
