@@ -221,6 +221,9 @@ def main() -> None:
     parser.add_argument("--collect-steps", type=int, default=2000, help="random-policy steps per env")
     parser.add_argument("--pairs", type=int, default=3000, help="labelled pairs per skill (CPU time: about a minute per skill)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bundles", type=Path, default=None,
+                        help="existing reward bundles (e.g. trained from LLM labels by `maestromotif pipeline`) "
+                             "instead of rule-labelled ones")
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -228,8 +231,12 @@ def main() -> None:
 
     data = collect(args.collect_steps, 16, args.seed)
     print(f"collected {data['skills'].size} random-policy transitions in {time.time() - t_start:.0f}s", flush=True)
-    bundles = out / "bundles"
-    reward_reports = train_bundles(data, bundles, args.pairs, args.seed)
+    if args.bundles is not None:
+        bundles = args.bundles.resolve()
+        reward_reports = {"bundles": str(bundles), "labels": "given bundles (not rule-labelled)"}
+    else:
+        bundles = out / "bundles"
+        reward_reports = train_bundles(data, bundles, args.pairs, args.seed)
 
     procs, ports = start_services(out, bundles, args.processes, args.envs, args.batch)
     history: list[dict] = []
