@@ -17,14 +17,13 @@ uniqueness, and raise ``DatasetError`` naming the file, column and row.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from maestromotif.fileio import atomic_write_bytes
+from maestromotif.fileio import atomic_write_bytes, directory_lock, sha256_file
 
 # --- constants ---------------------------------------------------------------
 
@@ -199,14 +198,6 @@ def message_to_bytes(message: str) -> np.ndarray:
 # --- small file helpers --------------------------------------------------------
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _atomic_write_table(path: Path, table: pa.Table) -> str:
     """Write a Parquet file atomically; returns its SHA-256."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -216,25 +207,13 @@ def _atomic_write_table(path: Path, table: pa.Table) -> str:
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
-        digest = _sha256_file(Path(tmp))
+        digest = sha256_file(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return digest
-
-
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
-    """Exclusive lock on a directory (concurrent shard jobs update one manifest)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def _read_manifest(path: Path, expected_format: str) -> dict[str, Any]:
@@ -286,7 +265,7 @@ def _read_parquet_checked(path: Path, entry: Mapping[str, Any], schema: pa.Schem
     if not path.is_file():
         raise DatasetError(f"{path}: file listed in the manifest is missing")
     if verify_sha256:
-        actual = _sha256_file(path)
+        actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise DatasetError(f"{path}: SHA-256 {actual} does not match the manifest's {entry['sha256']}")
     try:
@@ -590,7 +569,7 @@ def write_label_file(
         raise DatasetError(f"label file name {file_name!r} is not a plain *.parquet name")
     directory = skill_label_dir(labels_dir, skill_name)
     table = validate_labels_table(table, f"{directory / file_name}")
-    with _dir_lock(directory):
+    with directory_lock(directory):
         manifest_path = directory / "manifest.json"
         if manifest_path.exists():
             manifest = _read_manifest(manifest_path, LABELS_FORMAT)

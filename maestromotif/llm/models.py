@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from maestromotif.fileio import sha256_file
 from maestromotif.llm.base import ModelUnavailable
 
 
@@ -94,14 +95,6 @@ def _marker(path: Path) -> Path:
 def _stat_key(path: Path) -> dict[str, int]:
     st = path.stat()
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_verified(path: Path, spec: ModelSpec, rehash: bool) -> bool:

@@ -18,7 +18,6 @@ and field.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import io
 import json
@@ -28,7 +27,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from maestromotif.fileio import atomic_write_bytes
+from maestromotif.fileio import atomic_write_bytes, directory_lock
 from maestromotif.rewards.constants import (
     NUM_SKILLS,
     PAPER_THRESHOLDS,
@@ -180,17 +179,6 @@ def _state_dict_bytes(model: RewardNet) -> bytes:
     return buffer.getvalue()
 
 
-@contextlib.contextmanager
-def _root_lock(root: Path) -> Iterator[None]:
-    """Serialize manifest updates between processes writing into the same root."""
-    with open(root / ".lock", "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def make_meta(
     skill: str | int,
     model: RewardNet,
@@ -277,7 +265,7 @@ def update_manifest(root: str | os.PathLike[str], versions: Mapping[str, str]) -
             raise BundleError(f"manifest: unknown skill {skill!r}")
         if not (root / f"{skill}-{version}" / META_NAME).is_file():
             raise BundleError(f"manifest: no bundle directory {skill}-{version} under {root}")
-    with _root_lock(root):
+    with directory_lock(root):
         path = root / MANIFEST_NAME
         manifest = _read_manifest(path) if path.exists() else _empty_manifest()
         for skill, version in versions.items():

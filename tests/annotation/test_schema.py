@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from maestromotif.annotation import schema as S
+from maestromotif.fileio import sha256_file
 
 
 def test_round_trip_and_stable_ids(pairs_dir: Path, records) -> None:
@@ -44,7 +45,7 @@ def _rewrite_shard(pairs_dir: Path, table: pa.Table, shard: int = 0) -> None:
     manifest = json.loads((pairs_dir / "manifest.json").read_text())
     entry = manifest["shards"][shard]
     pq.write_table(table, pairs_dir / entry["file"])
-    entry["sha256"] = S._sha256_file(pairs_dir / entry["file"])
+    entry["sha256"] = sha256_file(pairs_dir / entry["file"])
     entry["num_rows"] = table.num_rows
     manifest["num_pairs"] = sum(e["num_rows"] for e in manifest["shards"])
     (pairs_dir / "manifest.json").write_text(json.dumps(manifest))
