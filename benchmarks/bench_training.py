@@ -28,7 +28,7 @@ def _make_sf2_env(full_env_name: str, cfg: Any, env_config: Any = None, render_m
 
     from maestromotif.env.vec import VecEnv
     from maestromotif.models.policy import policy_action_space, policy_observation_space
-    from services.actors.worker import controller_factory
+    from maestromotif.skills.controller import controller_factory
 
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     env_id = getattr(env_config, "env_id", 0) if env_config is not None else 0

@@ -3,18 +3,21 @@
 Steps (all real components; nothing here stands in for a service):
 1. collect transitions from real games (the actors' wrapper: vectorized NetHack with the
    reference skill controllers) under a uniformly random policy;
-2. label pairs of them per skill and train the five reward models with the reward library
-   (``maestromotif.rewards.train``), written as real bundles. LABELS: no LLM-annotated data
-   exists on this machine and LLM annotation of tens of thousands of pairs does not fit
-   the time budget on 2 CPU cores, so pairs are labelled by a transparent rule that follows
-   each skill's preference text (method.md 5.2): descender prefers going down, ascender
-   going up, discoverer prefers staying on the level with gold/kills/finds, worshipper
-   altar messages, merchant selling. This tests the RL half (phase 4), not annotation;
-3. measure a uniformly random policy: per-skill mean intrinsic return per skill run, scored
-   by the reward service with the same shaping and the same run accounting as the learner;
-4. start reward + learner + actor services as processes (as ``maestromotif up`` does),
-   train, poll ``GetStatus`` and record each skill's mean intrinsic return (last 200 runs);
-5. write ``results.json`` and ``learning_curves.png``.
+2. reward models: either given bundles (``--bundles``, e.g. trained from embedded-LLM labels by
+   ``maestromotif pipeline``), or bundles trained here on pairs labelled by a transparent rule
+   that follows each skill's preference text (method.md 5.2): descender prefers going down,
+   ascender going up, discoverer staying on the level with gold/kills/finds, worshipper altar
+   messages, merchant selling. The rule tests the RL half (phase 4) without the annotator;
+3. score the uniformly random play of step 1 (per-skill mean return per skill run, through
+   the reward service, with the learner's run accounting): the *pure random* reference;
+4. start reward + learner + actor services as processes (as ``maestromotif up`` does), train,
+   poll ``GetStatus`` and record each skill's mean intrinsic return (last 200 runs) and how
+   many runs it rests on;
+5. evaluate the final checkpoint (``maestromotif.training.evaluate``): every skill run is played
+   either by the trained policy or by uniformly random actions (a coin per run), so the random
+   baseline starts from the same states as the trained runs, also for skills that pure random
+   play never reaches;
+6. write ``results.json`` and ``learning_curves.png``.
 
     nice -n 10 .venv/bin/python experiments/learning_small.py --minutes 30 --out experiments/results/small
 """
@@ -46,7 +49,7 @@ def _free_port() -> int:
 def collect(steps_per_env: int, envs: int, seed: int) -> dict[str, np.ndarray]:
     """Random-policy transitions: messages, depth change, skill, message count, done."""
     from maestromotif.env.vec import VecEnv
-    from services.actors.worker import controller_factory
+    from maestromotif.skills.controller import controller_factory
 
     rng = np.random.default_rng(seed)
     env = VecEnv([seed * 1000 + i for i in range(envs)], controller_factory=controller_factory("exploration", seed))
@@ -140,18 +143,14 @@ def random_policy_returns(data: dict[str, np.ndarray], reward_address: str) -> d
     channel.close()
     tracker = SkillRunTracker(envs)
     runs: dict[int, list[float]] = {k: [] for k in range(5)}
-    per_step: dict[int, list[float]] = {k: [] for k in range(5)}
     for t in range(steps):
-        for skill, ret, _ in tracker.step(data["skills"][:, t], flat[:, t], data["dones"][:, t]):
-            runs[skill].append(ret)
-        for k in range(5):
-            mask = data["skills"][:, t] == k
-            if mask.any():
-                per_step[k].append(float(flat[mask, t].mean()))
+        for run in tracker.step(data["skills"][:, t], flat[:, t], data["dones"][:, t]):
+            runs[run.skill].append(run.ret)
     return {SKILLS[k]: float(np.mean(v)) for k, v in runs.items() if v}
 
 
-def start_services(out: Path, bundles: Path, processes: int, envs: int, batch: int) -> tuple[list, dict]:
+def start_services(out: Path, bundles: Path, processes: int, envs: int, batch: int,
+                   learning_rate: float) -> tuple[list, dict]:
     from maestromotif.kit.client import wait_for_serving
 
     ports = {n: (_free_port(), _free_port()) for n in ("reward", "learner", "actors")}
@@ -159,7 +158,8 @@ def start_services(out: Path, bundles: Path, processes: int, envs: int, batch: i
         "reward": [f"bundle_dir={bundles}", "threads=1"],
         "learner": [
             f"reward_address=127.0.0.1:{ports['reward'][0]}", f"train_dir={out}", "experiment=policy",
-            "preset=small", f"batch_size={batch}", "checkpoint_every_samples=500000",
+            "preset=small", f"batch_size={batch}", f"learning_rate={learning_rate}",
+            "checkpoint_every_samples=500000",
         ],
         "actors": [f"learner_address=127.0.0.1:{ports['learner'][0]}", f"processes={processes}",
                    f"envs_per_process={envs}", "seed=7"],
@@ -189,7 +189,10 @@ def stop_services(procs: list) -> None:
             p.wait()
 
 
-def plot(history: list[dict], random_returns: dict[str, float], path: Path) -> None:
+MIN_RUNS = 50  # a skill's start value is its first status that rests on at least this many runs
+
+
+def plot(history: list[dict], random_returns: dict[str, float], evaluation: dict | None, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,9 +202,16 @@ def plot(history: list[dict], random_returns: dict[str, float], path: Path) -> N
     for ax, skill in zip(axes, SKILLS):
         xs = [h["samples_trained"] for h in history if skill in h["skill_returns"]]
         ys = [h["skill_returns"][skill] for h in history if skill in h["skill_returns"]]
-        ax.plot(xs, ys, label="trained policy (last 200 runs)")
+        ax.plot(xs, ys, label="training (last 200 runs)")
         if skill in random_returns:
-            ax.axhline(random_returns[skill], color="red", linestyle="--", label="random policy")
+            ax.axhline(random_returns[skill], color="grey", linestyle=":", label="pure random play")
+        if evaluation is not None:
+            comparison = evaluation["skills"][skill]
+            for kind, colour in (("trained", "green"), ("random", "red")):
+                mean = comparison[kind]["mean_return"]
+                if mean is not None:
+                    ax.axhline(mean, color=colour, linestyle="--",
+                               label=f"final eval, {kind} runs (n={comparison[kind]['runs']})")
         ax.set_title(skill)
         ax.set_xlabel("samples trained")
         ax.set_ylabel("mean intrinsic return per skill run")
@@ -211,6 +221,36 @@ def plot(history: list[dict], random_returns: dict[str, float], path: Path) -> N
     plt.close(fig)
 
 
+def start_value(history: list[dict], skill: str) -> tuple[float | None, int]:
+    """The first status whose window rests on >= MIN_RUNS runs of the skill (else its first status)."""
+    seen = [h for h in history if skill in h["skill_returns"]]
+    if not seen:
+        return None, 0
+    entry = next((h for h in seen if h["skill_runs"].get(skill, 0) >= MIN_RUNS), seen[0])
+    return entry["skill_returns"][skill], entry["skill_runs"].get(skill, 0)
+
+
+def summarize(history: list[dict], random_returns: dict[str, float], evaluation: dict | None) -> dict[str, dict]:
+    last = history[-1] if history else {"skill_returns": {}, "skill_runs": {}}
+    summary = {}
+    for skill in SKILLS:
+        start, start_runs = start_value(history, skill)
+        end = last["skill_returns"].get(skill)
+        comparison = evaluation["skills"][skill] if evaluation is not None else None
+        summary[skill] = {
+            "start": start,
+            "start_runs": start_runs,
+            "end": end,
+            "end_runs": last["skill_runs"].get(skill, 0),
+            "rose_above_start": None if start is None or end is None else end > start,
+            "pure_random_play": random_returns.get(skill),
+            "eval_trained": comparison["trained"] if comparison else None,
+            "eval_random": comparison["random"] if comparison else None,
+            "eval_trained_above_random": comparison["trained_above_random"] if comparison else None,
+        }
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -218,8 +258,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--envs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=4096)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--collect-steps", type=int, default=2000, help="random-policy steps per env")
     parser.add_argument("--pairs", type=int, default=3000, help="labelled pairs per skill (CPU time: about a minute per skill)")
+    parser.add_argument("--eval-steps", type=int, default=300_000, help="env steps of the final evaluation")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bundles", type=Path, default=None,
                         help="existing reward bundles (e.g. trained from LLM labels by `maestromotif pipeline`) "
@@ -238,7 +280,7 @@ def main() -> None:
         bundles = out / "bundles"
         reward_reports = train_bundles(data, bundles, args.pairs, args.seed)
 
-    procs, ports = start_services(out, bundles, args.processes, args.envs, args.batch)
+    procs, ports = start_services(out, bundles, args.processes, args.envs, args.batch, args.learning_rate)
     history: list[dict] = []
     try:
         random_returns = random_policy_returns(data, f"127.0.0.1:{ports['reward'][0]}")
@@ -264,35 +306,36 @@ def main() -> None:
                 "policy_lag": s.mean_policy_lag,
                 "losses": dict(s.losses),
                 "skill_returns": dict(s.skill_returns),
+                "skill_runs": dict(s.skill_runs),
             }
             history.append(entry)
             print(json.dumps(entry), flush=True)
-            plot(history, random_returns, out / "learning_curves.png")
+            plot(history, random_returns, None, out / "learning_curves.png")
         channel.close()
     finally:
-        stop_services(procs)
-    first = {k: next((h["skill_returns"][k] for h in history if k in h["skill_returns"]), None) for k in SKILLS}
-    last = history[-1]["skill_returns"] if history else {}
-    summary = {
-        skill: {
-            "start": first[skill],
-            "end": last.get(skill),
-            "random_policy": random_returns.get(skill),
-            "rose_above_start": None if first[skill] is None or skill not in last else last[skill] > first[skill],
-            "above_random": None if skill not in random_returns or skill not in last else last[skill] > random_returns[skill],
-        }
-        for skill in SKILLS
-    }
+        stop_services(procs)  # the learner writes a last checkpoint on SIGTERM
+    (out / "history.json").write_text(json.dumps(history))
+
+    from tqdm import tqdm
+
+    from maestromotif.training.evaluate import evaluate_skills
+
+    print(f"evaluating the final checkpoint for {args.eval_steps:,} env steps", flush=True)
+    with tqdm(total=args.eval_steps, unit="step", mininterval=10) as bar:
+        evaluation = evaluate_skills(out / "policy", bundles, steps=args.eval_steps, num_envs=16,
+                                     seed=args.seed + 1, progress=bar.update).to_dict()
+    summary = summarize(history, random_returns, evaluation)
     result = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "reward_models": reward_reports,
         "random_policy": random_returns,
+        "evaluation": evaluation,
         "summary": summary,
         "history": history,
         "wall_minutes": (time.time() - t_start) / 60,
     }
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    plot(history, random_returns, out / "learning_curves.png")
+    plot(history, random_returns, evaluation, out / "learning_curves.png")
     print(json.dumps(summary, indent=2))
 
 

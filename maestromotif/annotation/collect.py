@@ -89,7 +89,9 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
         raise CollectError("policy 'checkpoint' needs --checkpoint (a checkpoint file or an experiment folder)")
     if Path(out_dir, "manifest.json").exists():
         raise CollectError(f"{out_dir}: already holds a pair dataset")
-    from maestromotif.env.vec import VecEnv  # NLE is heavy; only import when collecting
+    # NLE is heavy; only import when collecting
+    from maestromotif.env.vec import VecEnv
+    from maestromotif.skills.controller import controller_factory
 
     rng = np.random.default_rng(seed)
     prior = _reference_prior() if policy == "reference" else np.full(28, 1.0 / 28)
@@ -97,9 +99,16 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
     history: list[collections.deque] = [collections.deque(maxlen=gap_steps + 1) for _ in range(num_envs)]
     transitions: dict[tuple, Transition] = {}
     blstats_idx = list(STATS_BLSTATS_INDICES)
-    trained = _CheckpointPolicy(checkpoint, num_envs) if policy == "checkpoint" else None
+    trained = None
+    if policy == "checkpoint":
+        from maestromotif.training.acting import CheckpointPolicy
+
+        try:
+            trained = CheckpointPolicy(checkpoint, num_envs)
+        except ValueError as exc:
+            raise CollectError(str(exc)) from exc
     # A trained policy is skill-conditioned: its games run the training policy over skills, as actors do.
-    controllers = _exploration_controllers(seed) if trained is not None else None
+    controllers = controller_factory("exploration", seed) if trained is not None else None
     with VecEnv(seeds, controller_factory=controllers) as env:
         obs = env.reset()
         dones = np.zeros(num_envs, dtype=bool)
@@ -136,46 +145,3 @@ def collect_pairs(out_dir: str | os.PathLike[str], *, steps: int, policy: str = 
                            "no episode boundary crossed; shuffled, consecutive transitions paired"},
     )
     return CollectResult(len(items), manifest["num_pairs"], done_steps, manifest)
-
-
-def _exploration_controllers(seed: int) -> Callable[[int], object]:
-    from maestromotif.skills.controller import SkillController
-    from maestromotif.skills.reference import load_reference
-
-    return lambda i: SkillController(load_reference("exploration"), seed=seed * 1000 + i)
-
-
-class _CheckpointPolicy:
-    """Actions from a trained skill policy (the learner's checkpoint format), sampled as in training."""
-
-    def __init__(self, checkpoint: str, num_envs: int) -> None:
-        from maestromotif.training.sf2 import load_policy_for_inference, rnn_size_of, zeros_rnn
-
-        path = Path(checkpoint)
-        if path.is_dir():  # an experiment folder: its latest checkpoint
-            found = sorted(path.glob("checkpoint_p0/checkpoint_*.pth"))
-            if not found:
-                raise CollectError(f"checkpoint: no checkpoint_p0/checkpoint_*.pth under {path}")
-            path = found[-1]
-        elif not path.is_file():
-            raise CollectError(f"checkpoint: {path} does not exist")
-        try:
-            self.model, _ = load_policy_for_inference(path)
-        except ValueError as exc:
-            raise CollectError(str(exc)) from exc
-        self.device = next(self.model.parameters()).device
-        self.rnn = zeros_rnn(num_envs, rnn_size_of(self.model), self.device)
-
-    def __call__(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
-        from maestromotif.training.acting import act, reset_done_states
-        from maestromotif.training.trajectories import StepObservation
-
-        self.rnn = reset_done_states(self.rnn, dones)
-        n = len(dones)
-        step_obs = StepObservation(
-            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
-            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
-            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
-        )
-        step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0)
-        return step.actions

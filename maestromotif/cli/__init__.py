@@ -26,7 +26,7 @@ _COMMAND_MODULES = (
     "maestromotif.cli.env",  # tasks, env run
     "maestromotif.cli.annotate",  # collect, annotate, annotate-eval
     "maestromotif.cli.reward",  # train-reward
-    "maestromotif.cli.train",  # train
+    "maestromotif.cli.train",  # train, evaluate
     "maestromotif.cli.pipeline",  # pipeline (the whole method end to end)
 )
 

@@ -125,5 +125,63 @@ def train_command(
     )
 
 
+def evaluate_command(
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="Checkpoint file, or experiment folder (its latest checkpoint).")
+    ] = Path("runs/policy"),
+    reward_bundles: Annotated[
+        Path, typer.Option("--reward-bundles", help="The reward bundles the policy was trained with.")
+    ] = Path("data/reward_bundles"),
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps to play, over all games.")] = 100_000,
+    envs: Annotated[int, typer.Option("--envs", min=1, max=256, help="Games played side by side.")] = 16,
+    random_fraction: Annotated[
+        float, typer.Option("--random-fraction", min=0.0, max=1.0, help="Share of skill runs played by random actions.")
+    ] = 0.5,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+) -> None:
+    """Per-skill intrinsic return of a trained policy against random actions from the same states.
+
+    Games run the training policy over skills; a coin at the start of each skill run decides
+    whether the trained policy or uniformly random actions play it.
+    """
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+    from tqdm import tqdm
+
+    from maestromotif.fileio import atomic_write_text
+    from maestromotif.training.evaluate import EvaluationError, evaluate_skills
+
+    console = Console()
+    try:
+        with tqdm(total=steps, unit="step", mininterval=1.0) as bar:
+            result = evaluate_skills(checkpoint, reward_bundles, steps=steps, num_envs=envs,
+                                     random_fraction=random_fraction, seed=seed, progress=bar.update)
+    except EvaluationError as exc:
+        console.print(f"[red]error: {exc}[/]")
+        raise typer.Exit(2) from exc
+    table = Table(title=f"{result.checkpoint} (v{result.policy_version}), {result.env_steps:,} steps, "
+                        f"{result.episodes} episodes")
+    for column in ("skill", "trained runs", "trained return", "random runs", "random return", "trained > random"):
+        table.add_column(column, justify="right")
+
+    def fmt(mean: float | None, se: float | None) -> str:
+        return "-" if mean is None else f"{mean:.3f} ± {se or 0.0:.3f}"
+
+    for name, comparison in result.skills.items():
+        verdict = comparison.trained_above_random
+        table.add_row(name, str(comparison.trained.runs), fmt(comparison.trained.mean_return, comparison.trained.stderr),
+                      str(comparison.random.runs), fmt(comparison.random.mean_return, comparison.random.stderr),
+                      "-" if verdict is None else ("yes" if verdict else "no"))
+    console.print(table)
+    console.print(f"deepest level per episode: {result.max_depth_counts}")
+    if out is not None:
+        atomic_write_text(out, json.dumps(result.to_dict(), indent=2))
+        console.print(f"wrote {out}")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)

@@ -17,6 +17,7 @@ import logging
 import random
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from nle import nethack
@@ -386,3 +387,19 @@ class SkillController:
             self._fifo.clear()
             self._fifo.append(depth)
         return self._skill
+
+
+def controller_factory(policy_name: str, seed: int) -> Callable[[int], SkillController] | None:
+    """Per-env skill controllers running a named reference policy over skills (None for 'none').
+
+    Env ``i`` gets its own policy instance seeded ``seed * 1000 + i``: independent, reproducible
+    episodes. Actors, collection with a trained policy and evaluation all build controllers here.
+    """
+    if policy_name == "none":
+        return None
+    from maestromotif.skills.reference import load_reference
+
+    def make(i: int) -> SkillController:
+        return SkillController(load_reference(policy_name), seed=seed * 1000 + i)
+
+    return make

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from maestromotif.training.trajectories import PolicyStep
+from maestromotif.training.trajectories import PolicyStep, StepObservation
 
 
 def act(
@@ -58,3 +60,47 @@ def reset_done_states(rnn_states: torch.Tensor, dones: np.ndarray) -> torch.Tens
         mask = torch.from_numpy(~dones.astype(bool)).to(rnn_states.device, rnn_states.dtype)
         rnn_states = rnn_states * mask[:, None]
     return rnn_states
+
+
+def resolve_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint file, or an experiment folder standing for its latest checkpoint.
+
+    Raises ValueError with the reason when there is none.
+    """
+    found = Path(path)
+    if found.is_dir():
+        files = sorted(found.glob("checkpoint_p0/checkpoint_*.pth"))
+        if not files:
+            raise ValueError(f"checkpoint: no checkpoint_p0/checkpoint_*.pth under {found}")
+        return files[-1]
+    if not found.is_file():
+        raise ValueError(f"checkpoint: {found} does not exist")
+    return found
+
+
+class CheckpointPolicy:
+    """A trained skill policy loaded from a learner checkpoint, acting for n envs in this process.
+
+    Actions are sampled as in training; each env keeps its own recurrent state, reset when its
+    episode ends. Raises ValueError for a missing or unreadable checkpoint.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike[str], num_envs: int, device: str = "cpu") -> None:
+        from maestromotif.training.sf2 import load_policy_for_inference, rnn_size_of, zeros_rnn
+
+        self.path = resolve_checkpoint(checkpoint)
+        self.model, self.info = load_policy_for_inference(self.path, device=device)
+        self.device = next(self.model.parameters()).device
+        self.rnn = zeros_rnn(num_envs, rnn_size_of(self.model), self.device)
+
+    def __call__(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
+        """Actions for the envs' compact observations; ``dones``: which episodes the last step ended."""
+        self.rnn = reset_done_states(self.rnn, dones)
+        n = len(dones)
+        step_obs = StepObservation(
+            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
+            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
+            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
+        )
+        step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0)
+        return step.actions

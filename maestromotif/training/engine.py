@@ -147,6 +147,8 @@ class TrainingEngine:
         self.skill_returns: list[collections.deque[float]] = [
             collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
         ]
+        self.skill_runs = np.zeros(NUM_SKILLS, np.int64)  # finished runs per skill since start
+        self._stats_lock = threading.Lock()
         self.skill_step_rewards: list[collections.deque[float]] = [
             collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
         ]
@@ -190,11 +192,16 @@ class TrainingEngine:
         (t0, s0), (t1, s1) = times[0], times[-1]
         return (s1 - s0) / max(t1 - t0, 1e-9)
 
-    def mean_skill_returns(self) -> dict[int, float]:
-        return {k: float(np.mean(d)) for k, d in enumerate(self.skill_returns) if d}
+    def skill_stats(self) -> tuple[dict[int, float], dict[int, int]]:
+        """One consistent snapshot per skill id: mean return over the recent window, finished runs."""
+        with self._stats_lock:  # the reward thread appends while status calls read
+            means = {k: float(np.mean(d)) for k, d in enumerate(self.skill_returns) if d}
+            runs = {k: int(n) for k, n in enumerate(self.skill_runs) if n}
+        return means, runs
 
     def mean_skill_step_rewards(self) -> dict[int, float]:
-        return {k: float(np.mean(d)) for k, d in enumerate(self.skill_step_rewards) if d}
+        with self._stats_lock:
+            return {k: float(np.mean(d)) for k, d in enumerate(self.skill_step_rewards) if d}
 
     # --- actors ----------------------------------------------------------------------------
     def add_actor(self, num_envs: int, name: str = "") -> str:
@@ -383,12 +390,17 @@ class TrainingEngine:
 
     def _record_skill_runs(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
         """Per-skill run returns and per-step rewards (a run ends on a switch or episode end)."""
+        with self._stats_lock:
+            self._record_skill_runs_locked(actor, traj, intrinsic)
+
+    def _record_skill_runs_locked(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
         for t in range(traj.length):
             skills = traj.skills[:, t]
-            for skill, ret, steps in actor.runs.step(skills, intrinsic[:, t], traj.dones[:, t]):
-                if 0 <= skill < NUM_SKILLS:
-                    self.skill_returns[skill].append(ret)
-                    self.observer.on_skill_run(skill, ret, steps)
+            for run in actor.runs.step(skills, intrinsic[:, t], traj.dones[:, t]):
+                if 0 <= run.skill < NUM_SKILLS:
+                    self.skill_returns[run.skill].append(run.ret)
+                    self.skill_runs[run.skill] += 1
+                    self.observer.on_skill_run(run.skill, run.ret, run.steps)
             for k in range(NUM_SKILLS):
                 mask = skills == k
                 if mask.any():

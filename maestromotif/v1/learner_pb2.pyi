@@ -102,7 +102,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LearnerStatus(_message.Message):
-    __slots__ = ("mode", "env_steps", "samples_trained", "policy_version", "connected_actors", "connected_envs", "mean_policy_lag", "samples_per_second", "losses", "skill_returns", "last_checkpoint")
+    __slots__ = ("mode", "env_steps", "samples_trained", "policy_version", "connected_actors", "connected_envs", "mean_policy_lag", "samples_per_second", "losses", "skill_returns", "last_checkpoint", "skill_runs")
     class LossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,13 @@ class LearnerStatus(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class SkillRunsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MODE_FIELD_NUMBER: _ClassVar[int]
     ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_TRAINED_FIELD_NUMBER: _ClassVar[int]
@@ -128,6 +135,7 @@ class LearnerStatus(_message.Message):
     LOSSES_FIELD_NUMBER: _ClassVar[int]
     SKILL_RETURNS_FIELD_NUMBER: _ClassVar[int]
     LAST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    SKILL_RUNS_FIELD_NUMBER: _ClassVar[int]
     mode: str
     env_steps: int
     samples_trained: int
@@ -139,4 +147,5 @@ class LearnerStatus(_message.Message):
     losses: _containers.ScalarMap[str, float]
     skill_returns: _containers.ScalarMap[str, float]
     last_checkpoint: str
-    def __init__(self, mode: _Optional[str] = ..., env_steps: _Optional[int] = ..., samples_trained: _Optional[int] = ..., policy_version: _Optional[int] = ..., connected_actors: _Optional[int] = ..., connected_envs: _Optional[int] = ..., mean_policy_lag: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., losses: _Optional[_Mapping[str, float]] = ..., skill_returns: _Optional[_Mapping[str, float]] = ..., last_checkpoint: _Optional[str] = ...) -> None: ...
+    skill_runs: _containers.ScalarMap[str, int]
+    def __init__(self, mode: _Optional[str] = ..., env_steps: _Optional[int] = ..., samples_trained: _Optional[int] = ..., policy_version: _Optional[int] = ..., connected_actors: _Optional[int] = ..., connected_envs: _Optional[int] = ..., mean_policy_lag: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., losses: _Optional[_Mapping[str, float]] = ..., skill_returns: _Optional[_Mapping[str, float]] = ..., last_checkpoint: _Optional[str] = ..., skill_runs: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -14,10 +14,12 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 import numpy as np
+
+from maestromotif.skills.controller import controller_factory
 
 log = logging.getLogger("maestromotif.actors.worker")
 
@@ -42,20 +44,6 @@ class WorkerSettings:
     backoff_initial_s: float
     backoff_max_s: float
     max_steps: int  # stop after this many env steps (0: run until told to stop)
-
-
-def controller_factory(policy_name: str, seed: int) -> Callable[[int], Any] | None:
-    """Per-env skill controllers running the named policy over skills, or None for 'none'."""
-    if policy_name == "none":
-        return None
-    from maestromotif.skills.controller import SkillController
-    from maestromotif.skills.reference import load_reference
-
-    def make(i: int) -> Any:
-        # each env gets its own policy instance and seed: independent episodes, reproducible
-        return SkillController(load_reference(policy_name), seed=seed * 1000 + i)
-
-    return make
 
 
 def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, time_outs: np.ndarray,

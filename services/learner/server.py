@@ -354,6 +354,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
 
     def GetStatus(self, request: learner_pb2.GetStatusRequest, context: grpc.ServicerContext) -> Any:
         actors, envs = self.engine.connected()
+        returns, runs = self.engine.skill_stats()
         return learner_pb2.LearnerStatus(
             mode="training" if self.engine.training else "serving",
             env_steps=int(self.engine.env_steps),
@@ -364,8 +365,9 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
             mean_policy_lag=float(self.engine.mean_policy_lag),
             samples_per_second=float(self.engine.samples_per_second()),
             losses={k: float(v) for k, v in self.engine.last_losses.items()},
-            skill_returns={skill_name(k): v for k, v in self.engine.mean_skill_returns().items()},
+            skill_returns={skill_name(k): v for k, v in returns.items()},
             last_checkpoint=self.engine.last_checkpoint,
+            skill_runs={skill_name(k): n for k, n in runs.items()},
         )
 
     def GetServerInfo(self, request: common_pb2.GetServerInfoRequest, context: grpc.ServicerContext) -> Any:

@@ -75,6 +75,10 @@ def test_distributed_training_survives_actor_churn_and_learner_restart(tmp_path)
                 assert s.connected_actors == 1 and s.connected_envs == 8
                 assert s.losses and all(math.isfinite(v) for v in s.losses.values())
                 assert s.env_steps >= s.samples_trained
+                # per-skill returns rest on counted runs (every game starts with the discoverer)
+                _wait(lambda: _status(ln.channel).skill_runs["discoverer"] > 0, 60, "a finished discoverer run")
+                s = _status(ln.channel)
+                assert set(s.skill_runs) <= set(s.skill_returns) and math.isfinite(s.skill_returns["discoverer"])
 
                 # 2. another actor service joins; one of its processes is then killed
                 with running(ACTORS, learner_address=addr, processes=2, envs_per_process=4, seed=2) as actors_b:
