@@ -189,7 +189,8 @@ def stop_services(procs: list) -> None:
             p.wait()
 
 
-MIN_RUNS = 50  # a skill's start value is its first status that rests on at least this many runs
+MIN_RUNS = 50  # a skill's start value comes from the first statuses that rest on at least this many runs
+SMOOTH = 5  # start and end are means over this many consecutive statuses (20 s apart)
 
 
 def plot(history: list[dict], random_returns: dict[str, float], evaluation: dict | None, path: Path) -> None:
@@ -212,7 +213,8 @@ def plot(history: list[dict], random_returns: dict[str, float], evaluation: dict
                 if mean is not None:
                     ax.axhline(mean, color=colour, linestyle="--",
                                label=f"final eval, {kind} runs (n={comparison[kind]['runs']})")
-        ax.set_title(skill)
+        runs = history[-1]["skill_runs"].get(skill, 0) if history else 0
+        ax.set_title(f"{skill} ({runs:,} runs in training)")
         ax.set_xlabel("samples trained")
         ax.set_ylabel("mean intrinsic return per skill run")
         ax.legend(fontsize=7)
@@ -221,27 +223,33 @@ def plot(history: list[dict], random_returns: dict[str, float], evaluation: dict
     plt.close(fig)
 
 
-def start_value(history: list[dict], skill: str) -> tuple[float | None, int]:
-    """The first status whose window rests on >= MIN_RUNS runs of the skill (else its first status)."""
+def start_end(history: list[dict], skill: str) -> tuple[float | None, float | None, int, int]:
+    """(start, end, runs behind start, runs at the end) of a skill's training curve.
+
+    start: the mean of the first SMOOTH statuses that rest on >= MIN_RUNS runs of the skill (the
+    first statuses that report it at all when it never gets that many); end: the mean of the last
+    SMOOTH statuses.
+    """
     seen = [h for h in history if skill in h["skill_returns"]]
     if not seen:
-        return None, 0
-    entry = next((h for h in seen if h["skill_runs"].get(skill, 0) >= MIN_RUNS), seen[0])
-    return entry["skill_returns"][skill], entry["skill_runs"].get(skill, 0)
+        return None, None, 0, 0
+    first = next((i for i, h in enumerate(seen) if h["skill_runs"].get(skill, 0) >= MIN_RUNS), 0)
+    head, tail = seen[first : first + SMOOTH], seen[-SMOOTH:]
+    start = float(np.mean([h["skill_returns"][skill] for h in head]))
+    end = float(np.mean([h["skill_returns"][skill] for h in tail]))
+    return start, end, head[-1]["skill_runs"].get(skill, 0), tail[-1]["skill_runs"].get(skill, 0)
 
 
 def summarize(history: list[dict], random_returns: dict[str, float], evaluation: dict | None) -> dict[str, dict]:
-    last = history[-1] if history else {"skill_returns": {}, "skill_runs": {}}
     summary = {}
     for skill in SKILLS:
-        start, start_runs = start_value(history, skill)
-        end = last["skill_returns"].get(skill)
+        start, end, start_runs, end_runs = start_end(history, skill)
         comparison = evaluation["skills"][skill] if evaluation is not None else None
         summary[skill] = {
             "start": start,
             "start_runs": start_runs,
             "end": end,
-            "end_runs": last["skill_runs"].get(skill, 0),
+            "end_runs": end_runs,
             "rose_above_start": None if start is None or end is None else end > start,
             "pure_random_play": random_returns.get(skill),
             "eval_trained": comparison["trained"] if comparison else None,
@@ -266,8 +274,17 @@ def main() -> None:
     parser.add_argument("--bundles", type=Path, default=None,
                         help="existing reward bundles (e.g. trained from LLM labels by `maestromotif pipeline`) "
                              "instead of rule-labelled ones")
+    parser.add_argument("--replot", action="store_true",
+                        help="only recompute the summary and plot of an existing --out/results.json")
     args = parser.parse_args()
     out = args.out.resolve()
+    if args.replot:
+        result = json.loads((out / "results.json").read_text())
+        result["summary"] = summarize(result["history"], result["random_policy"], result["evaluation"])
+        (out / "results.json").write_text(json.dumps(result, indent=2))
+        plot(result["history"], result["random_policy"], result["evaluation"], out / "learning_curves.png")
+        print(json.dumps(result["summary"], indent=2))
+        return
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
 
