@@ -189,7 +189,7 @@ def stop_services(procs: list) -> None:
             p.wait()
 
 
-MIN_RUNS = 50  # a skill's start value comes from the first statuses that rest on at least this many runs
+MIN_RUNS = 20  # a skill's start value comes from the first statuses that rest on at least this many runs
 SMOOTH = 5  # start and end are means over this many consecutive statuses (20 s apart)
 
 
