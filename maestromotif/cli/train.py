@@ -139,11 +139,16 @@ def evaluate_command(
     ] = 0.5,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     out: Annotated[Path | None, typer.Option("--out", help="Also write the result as JSON here.")] = None,
+    pool: Annotated[
+        list[Path] | None,
+        typer.Option("--pool", help="Play nothing: pool these --out files of one checkpoint (repeat the option)."),
+    ] = None,
 ) -> None:
     """Per-skill intrinsic return of a trained policy against random actions from the same states.
 
     Games run the training policy over skills; a coin at the start of each skill run decides
-    whether the trained policy or uniformly random actions play it.
+    whether the trained policy or uniformly random actions play it. Evaluations run in parallel
+    (other seeds, other machines) combine with --pool.
     """
     import json
 
@@ -152,13 +157,22 @@ def evaluate_command(
     from tqdm import tqdm
 
     from maestromotif.fileio import atomic_write_text
-    from maestromotif.training.evaluate import EvaluationError, evaluate_skills
+    from maestromotif.training.evaluate import EvaluationError, EvaluationResult, evaluate_skills, pool_results
 
     console = Console()
     try:
-        with tqdm(total=steps, unit="step", mininterval=1.0) as bar:
-            result = evaluate_skills(checkpoint, reward_bundles, steps=steps, num_envs=envs,
-                                     random_fraction=random_fraction, seed=seed, progress=bar.update)
+        if pool:
+            parts = []
+            for path in pool:
+                try:
+                    parts.append(EvaluationResult.from_dict(json.loads(path.read_text())))
+                except (OSError, json.JSONDecodeError) as exc:
+                    raise EvaluationError(f"{path}: {exc}") from exc
+            result = pool_results(parts)
+        else:
+            with tqdm(total=steps, unit="step", mininterval=1.0) as bar:
+                result = evaluate_skills(checkpoint, reward_bundles, steps=steps, num_envs=envs,
+                                         random_fraction=random_fraction, seed=seed, progress=bar.update)
     except EvaluationError as exc:
         console.print(f"[red]error: {exc}[/]")
         raise typer.Exit(2) from exc

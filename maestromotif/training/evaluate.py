@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,24 @@ class RunStats:
         values = np.asarray(returns, np.float64)
         se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
         return cls(len(values), float(values.mean()), se, float(np.mean(steps)))
+
+
+    @classmethod
+    def pooled(cls, parts: list[RunStats]) -> RunStats:
+        """The statistics of all runs of several parts together (exact mean, pooled variance)."""
+        parts = [p for p in parts if p.runs]
+        n = sum(p.runs for p in parts)
+        if n == 0:
+            return cls()
+        mean = sum(p.runs * p.mean_return for p in parts) / n  # type: ignore[operator]
+        # within-part sums of squares (from each part's standard error) plus between-part spread
+        squares = sum(
+            (p.runs - 1) * ((p.stderr or 0.0) ** 2) * p.runs + p.runs * (p.mean_return - mean) ** 2  # type: ignore[operator]
+            for p in parts
+        )
+        stderr = math.sqrt(squares / (n - 1)) / math.sqrt(n) if n > 1 else None
+        steps = sum(p.runs * p.mean_steps for p in parts) / n  # type: ignore[operator]
+        return cls(n, float(mean), stderr, float(steps))
 
 
 @dataclass
@@ -76,6 +95,60 @@ class EvaluationResult:
         for name, comparison in self.skills.items():
             out["skills"][name]["trained_above_random"] = comparison.trained_above_random
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationResult:
+        """Read back :meth:`to_dict` (e.g. a ``maestromotif evaluate --out`` file)."""
+        try:
+            skills = {
+                name: SkillComparison(RunStats(**{k: c["trained"][k] for k in _RUN_FIELDS}),
+                                      RunStats(**{k: c["random"][k] for k in _RUN_FIELDS}))
+                for name, c in data["skills"].items()
+            }
+            return cls(
+                checkpoint=str(data["checkpoint"]), policy_version=int(data["policy_version"]),
+                bundle_version=str(data["bundle_version"]), env_steps=int(data["env_steps"]),
+                episodes=int(data["episodes"]), random_fraction=float(data["random_fraction"]), seed=int(data["seed"]),
+                skills=skills, max_depth_counts={int(k): int(v) for k, v in data.get("max_depth_counts", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EvaluationError(f"not an evaluation result: {exc!r}") from exc
+
+
+_RUN_FIELDS = ("runs", "mean_return", "stderr", "mean_steps")
+
+
+def pool_results(results: list[EvaluationResult]) -> EvaluationResult:
+    """One result from evaluations of the same checkpoint with the same reward models (e.g. other
+    seeds, run in parallel): run statistics pooled, counts summed; ``seed`` is the first part's."""
+    if not results:
+        raise EvaluationError("pool: no results")
+    first = results[0]
+    def identity(r: EvaluationResult) -> tuple[str, int, str]:
+        return Path(r.checkpoint).name, r.policy_version, r.bundle_version
+
+    for other in results[1:]:
+        if identity(other) != identity(first):
+            raise EvaluationError(f"pool: {identity(other)} is another checkpoint or reward models than {identity(first)}")
+    depths: dict[int, int] = {}
+    for r in results:
+        for depth, count in r.max_depth_counts.items():
+            depths[depth] = depths.get(depth, 0) + count
+    return EvaluationResult(
+        checkpoint=first.checkpoint,
+        policy_version=first.policy_version,
+        bundle_version=first.bundle_version,
+        env_steps=sum(r.env_steps for r in results),
+        episodes=sum(r.episodes for r in results),
+        random_fraction=first.random_fraction,
+        seed=first.seed,
+        skills={
+            name: SkillComparison(RunStats.pooled([r.skills[name].trained for r in results]),
+                                  RunStats.pooled([r.skills[name].random for r in results]))
+            for name in first.skills
+        },
+        max_depth_counts=dict(sorted(depths.items())),
+    )
 
 
 class EvaluationError(ValueError):
@@ -163,7 +236,7 @@ def evaluate_skills(
         for k in range(NUM_SKILLS)
     }
     return EvaluationResult(
-        checkpoint=str(policy.path),
+        checkpoint=str(policy.path.resolve()),
         policy_version=int(policy.info["policy_version"]),
         bundle_version=scorer.version,
         env_steps=done_steps,

@@ -12,7 +12,14 @@ import torch
 
 from maestromotif.rewards.bundles import write_random_bundle
 from maestromotif.skills.ids import SKILL_NAMES
-from maestromotif.training.evaluate import EvaluationError, RunStats, SkillComparison, evaluate_skills
+from maestromotif.training.evaluate import (
+    EvaluationError,
+    EvaluationResult,
+    RunStats,
+    SkillComparison,
+    evaluate_skills,
+    pool_results,
+)
 from maestromotif.training.settings import TrainingSettings
 from maestromotif.training.sf2 import LearnerDriver
 from maestromotif.training.skill_stats import SkillRunTracker
@@ -43,6 +50,19 @@ def test_comparison_needs_a_margin_of_two_standard_errors() -> None:
     assert SkillComparison(high, high).trained_above_random is False  # equal means: not above
     assert SkillComparison(high, RunStats.of([1.0], [3])).trained_above_random is None  # one run: no error bar
     assert RunStats.of([], []).runs == 0
+
+
+def test_pooled_stats_equal_the_stats_of_all_runs() -> None:
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(1.0, 0.5, 7), rng.normal(2.0, 1.5, 12), np.array([4.0])
+    parts = [RunStats.of(list(x), [3] * len(x)) for x in (a, b, c)] + [RunStats()]
+    pooled = RunStats.pooled(parts)
+    direct = RunStats.of(list(np.concatenate([a, b, c])), [3] * 20)
+    assert pooled.runs == direct.runs == 20
+    assert pooled.mean_return == pytest.approx(direct.mean_return)
+    assert pooled.stderr == pytest.approx(direct.stderr)
+    assert pooled.mean_steps == 3
+    assert RunStats.pooled([RunStats()]).runs == 0
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +130,34 @@ def test_evaluate_command(setup: tuple[Path, Path], tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "none.pth"),
                                        "--reward-bundles", str(bundles), "--steps", "10"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_pool_evaluations_of_one_checkpoint(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from maestromotif.cli import app
+
+    checkpoint, bundles = setup
+    files = []
+    for seed in (1, 2):
+        files.append(tmp_path / f"e{seed}.json")
+        result = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(checkpoint), "--reward-bundles", str(bundles),
+                                          "--steps", "160", "--envs", "2", "--seed", str(seed), "--out", str(files[-1])])
+        assert result.exit_code == 0, result.output
+    parts = [EvaluationResult.from_dict(json.loads(f.read_text())) for f in files]
+    pooled_file = tmp_path / "pooled.json"
+    result = CliRunner().invoke(app, ["evaluate", "--pool", str(files[0]), "--pool", str(files[1]),
+                                      "--out", str(pooled_file)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    pooled = EvaluationResult.from_dict(json.loads(pooled_file.read_text()))
+    assert pooled.env_steps == 320 and pooled.episodes == sum(p.episodes for p in parts)
+    disc = [p.skills["discoverer"] for p in parts]
+    assert pooled.skills["discoverer"].trained.runs == sum(d.trained.runs for d in disc)
+    assert pooled == pool_results(parts)
+    # another checkpoint, or a file that is not an evaluation, is refused
+    other = parts[1].to_dict() | {"policy_version": 99}
+    with pytest.raises(EvaluationError, match="another checkpoint"):
+        pool_results([parts[0], EvaluationResult.from_dict(other)])
+    (tmp_path / "bad.json").write_text("{}")
+    bad = CliRunner().invoke(app, ["evaluate", "--pool", str(files[0]), "--pool", str(tmp_path / "bad.json")])
+    assert bad.exit_code == 2 and "not an evaluation result" in bad.output
