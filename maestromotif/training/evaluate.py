@@ -44,7 +44,6 @@ class RunStats:
         se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
         return cls(len(values), float(values.mean()), se, float(np.mean(steps)))
 
-
     @classmethod
     def pooled(cls, parts: list[RunStats]) -> RunStats:
         """The statistics of all runs of several parts together (exact mean, pooled variance)."""
@@ -101,8 +100,7 @@ class EvaluationResult:
         """Read back :meth:`to_dict` (e.g. a ``maestromotif evaluate --out`` file)."""
         try:
             skills = {
-                name: SkillComparison(RunStats(**{k: c["trained"][k] for k in _RUN_FIELDS}),
-                                      RunStats(**{k: c["random"][k] for k in _RUN_FIELDS}))
+                str(name): SkillComparison(_run_stats(c["trained"]), _run_stats(c["random"]))
                 for name, c in data["skills"].items()
             }
             return cls(
@@ -111,11 +109,19 @@ class EvaluationResult:
                 episodes=int(data["episodes"]), random_fraction=float(data["random_fraction"]), seed=int(data["seed"]),
                 skills=skills, max_depth_counts={int(k): int(v) for k, v in data.get("max_depth_counts", {}).items()},
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise EvaluationError(f"not an evaluation result: {exc!r}") from exc
 
 
-_RUN_FIELDS = ("runs", "mean_return", "stderr", "mean_steps")
+def _run_stats(data: dict[str, Any]) -> RunStats:
+    def number(key: str) -> float | None:
+        value = data[key]
+        return None if value is None else float(value)
+
+    runs = int(data["runs"])
+    if runs < 0 or (runs > 0 and number("mean_return") is None):
+        raise ValueError(f"runs {runs} with mean_return {data['mean_return']!r}")
+    return RunStats(runs, number("mean_return"), number("stderr"), number("mean_steps"))
 
 
 def pool_results(results: list[EvaluationResult]) -> EvaluationResult:
@@ -124,6 +130,7 @@ def pool_results(results: list[EvaluationResult]) -> EvaluationResult:
     if not results:
         raise EvaluationError("pool: no results")
     first = results[0]
+
     def identity(r: EvaluationResult) -> tuple[str, int, str]:
         return Path(r.checkpoint).name, r.policy_version, r.bundle_version
 
