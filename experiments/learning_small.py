@@ -19,7 +19,11 @@ Steps (all real components; nothing here stands in for a service):
    play never reaches;
 6. write ``results.json`` and ``learning_curves.png``.
 
+    # rule-labelled reward models, the method's batch and learning rate
     nice -n 10 .venv/bin/python experiments/learning_small.py --minutes 30 --out experiments/results/small
+    # reward models from embedded-LLM labels (`maestromotif pipeline`), the run in the README
+    .venv/bin/python experiments/learning_small.py --minutes 100 --bundles data/reward_bundles \
+        --batch 1024 --learning-rate 3e-4 --out experiments/results/small-llm-long
 """
 
 from __future__ import annotations
