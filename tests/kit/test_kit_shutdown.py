@@ -46,15 +46,14 @@ def start_echo(*extra: str) -> tuple[subprocess.Popen[bytes], str]:
     return proc, address
 
 
-def in_flight_call(address: str, millis: int, method: str = "Slow") -> tuple[threading.Thread, dict[str, object], threading.Event]:
-    """Start a Slow call in a thread; the event fires once the server has started handling it."""
+def in_flight_call(address: str, millis: int, marker: Path, method: str = "Slow") -> tuple[threading.Thread, dict[str, object]]:
+    """Start a Slow call in a thread and return once the server has started handling it
+    (the handler creates ``marker``): a signal sent after this finds the call in flight."""
     result: dict[str, object] = {}
-    started = threading.Event()
     ch = make_channel(address, ClientOptions(deadline_s=60, max_attempts=1))
 
     def run() -> None:
-        fut = ch.unary_unary(f"/{SERVICE}/{method}").future(str(millis).encode())
-        started.set()
+        fut = ch.unary_unary(f"/{SERVICE}/{method}").future(f"{millis},{marker}".encode())
         try:
             result["reply"] = fut.result()
         except grpc.RpcError as exc:
@@ -63,14 +62,18 @@ def in_flight_call(address: str, millis: int, method: str = "Slow") -> tuple[thr
 
     t = threading.Thread(target=run)
     t.start()
-    return t, result, started
+    for _ in range(600):  # a loaded machine may take a while to deliver the call
+        if marker.exists() or not t.is_alive():
+            break
+        threading.Event().wait(0.05)
+    assert marker.exists(), f"the server never started handling {method}: {result}"
+    return t, result
 
 
-def test_sigterm_drains_in_flight_call_then_exits_zero() -> None:
+def test_sigterm_drains_in_flight_call_then_exits_zero(tmp_path: Path) -> None:
     proc, address = start_echo("--set", "grace_s=30")
     try:
-        t, result, started = in_flight_call(address, 1500)
-        started.wait(10)
+        t, result = in_flight_call(address, 1500, tmp_path / "started")
         # Make sure the server really holds the call: a fresh call still succeeds meanwhile.
         probe = make_channel(address, ClientOptions(deadline_s=10))
         assert probe.unary_unary(f"/{SERVICE}/Echo")(b"p") == b"p"
@@ -90,12 +93,11 @@ def test_sigterm_drains_in_flight_call_then_exits_zero() -> None:
             proc.wait()
 
 
-def test_second_signal_cancels_the_drain_even_with_a_stuck_handler() -> None:
+def test_second_signal_cancels_the_drain_even_with_a_stuck_handler(tmp_path: Path) -> None:
     proc, address = start_echo("--set", "grace_s=120")
     try:
         # Stuck ignores cancellation: the process must still exit promptly after the second signal.
-        t, result, started = in_flight_call(address, 60_000, method="Stuck")
-        started.wait(10)
+        t, result = in_flight_call(address, 60_000, tmp_path / "started", method="Stuck")
         probe = make_channel(address, ClientOptions(deadline_s=10))
         assert probe.unary_unary(f"/{SERVICE}/Echo")(b"p") == b"p"
         probe.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import grpc
 from pydantic import Field
@@ -30,11 +31,22 @@ def _echo(request: bytes, context: grpc.ServicerContext) -> bytes:
     return request
 
 
-def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
+def _begin(request: bytes, context: grpc.ServicerContext) -> int:
+    """Milliseconds from ``b"<ms>[,<marker path>]"``; the marker file is created once handling starts,
+    so that a test can wait until the server really holds the call."""
+    text = request.decode(errors="replace")
+    ms_text, _, marker = text.partition(",")
     try:
-        ms = int(request.decode() or "0")
+        ms = int(ms_text or "0")
     except ValueError:
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "request: expected milliseconds as ASCII digits")
+    if marker:
+        Path(marker).touch()
+    return ms
+
+
+def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
+    ms = _begin(request, context)
     end = time.monotonic() + ms / 1000.0
     while time.monotonic() < end:
         if not context.is_active():  # a cooperative handler: stop work the caller no longer awaits
@@ -45,7 +57,7 @@ def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
 
 def _stuck(request: bytes, context: grpc.ServicerContext) -> bytes:
     """Sleeps for the given milliseconds ignoring cancellation: the worst case for shutdown."""
-    time.sleep(int(request.decode() or "0") / 1000.0)
+    time.sleep(_begin(request, context) / 1000.0)
     return b"done"
 
 
