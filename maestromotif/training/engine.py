@@ -149,9 +149,6 @@ class TrainingEngine:
         ]
         self.skill_runs = np.zeros(NUM_SKILLS, np.int64)  # finished runs per skill since start
         self._stats_lock = threading.Lock()
-        self.skill_step_rewards: list[collections.deque[float]] = [
-            collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
-        ]
         self.errors: list[str] = []
         # Backpressure: trajectories waiting for rewards or training, in batches. Past the limit,
         # inference (and so the actors) waits for training, which bounds memory and policy lag.
@@ -198,10 +195,6 @@ class TrainingEngine:
             means = {k: float(np.mean(d)) for k, d in enumerate(self.skill_returns) if d}
             runs = {k: int(n) for k, n in enumerate(self.skill_runs) if n}
         return means, runs
-
-    def mean_skill_step_rewards(self) -> dict[int, float]:
-        with self._stats_lock:
-            return {k: float(np.mean(d)) for k, d in enumerate(self.skill_step_rewards) if d}
 
     # --- actors ----------------------------------------------------------------------------
     def add_actor(self, num_envs: int, name: str = "") -> str:
@@ -389,7 +382,7 @@ class TrainingEngine:
                 self._ready_cv.notify()
 
     def _record_skill_runs(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
-        """Per-skill run returns and per-step rewards (a run ends on a switch or episode end)."""
+        """Per-skill run returns (a run ends on a switch or episode end)."""
         with self._stats_lock:
             self._record_skill_runs_locked(actor, traj, intrinsic)
 
@@ -401,10 +394,6 @@ class TrainingEngine:
                     self.skill_returns[run.skill].append(run.ret)
                     self.skill_runs[run.skill] += 1
                     self.observer.on_skill_run(run.skill, run.ret, run.steps)
-            for k in range(NUM_SKILLS):
-                mask = skills == k
-                if mask.any():
-                    self.skill_step_rewards[k].append(float(intrinsic[mask, t].mean()))
 
     def _release(self, count: int) -> None:
         with self._ready_cv:

@@ -252,8 +252,6 @@ class LearnerDriver:
         stats = self.learner.train(batch)
         if stats is None:
             return None
-        from sample_factory.utils.typing import PolicyID  # noqa: F401 - keep SF2 import surface explicit
-
         train_stats = stats.get("train")
         if not train_stats:
             return {}

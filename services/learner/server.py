@@ -13,8 +13,6 @@ and resuming from the latest checkpoint in ``train_dir/experiment`` on restart.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
