@@ -194,7 +194,8 @@ def evaluate_skills(
     except ValueError as exc:
         raise EvaluationError(str(exc)) from exc
     try:
-        scorer = RewardScorer(bundle_dir, device="cpu")
+        # one caller: waiting for other callers' rows to batch with would only add latency
+        scorer = RewardScorer(bundle_dir, device="cpu", max_wait_s=0.0)
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"reward bundles: {exc}") from exc
 
