@@ -9,9 +9,11 @@ source the value came from and the reason.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import socket
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -146,6 +148,22 @@ class ServiceConfig(BaseSettings):
     @property
     def tls_enabled(self) -> bool:
         return self.tls_cert_file is not None
+
+
+def instance_name(env: Mapping[str, str] | None = None) -> str:
+    """This replica's name: ``POD_NAME`` (Kubernetes downward API) if set, else the hostname."""
+    env = os.environ if env is None else env
+    return (env.get("POD_NAME") or "").strip() or socket.gethostname()
+
+
+def instance_seed(name: str) -> int:
+    """A stable seed in ``[0, 2**31 - 1)`` from a replica name (same name, same seed; names differ, seeds differ).
+
+    SHA-256 rather than ``hash()``: Python salts string hashes per process.
+    """
+    if not name:
+        raise ValueError("instance_seed: empty name")
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % (2**31 - 1)
 
 
 def env_prefix(service: str) -> str:

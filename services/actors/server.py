@@ -15,12 +15,13 @@ import multiprocessing as mp
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field, model_validator
 
-from maestromotif.kit.config import ServiceConfig
+from maestromotif.kit.config import ServiceConfig, instance_name, instance_seed
 from maestromotif.kit.server import ServiceContext, ServiceSpec
 from maestromotif.skills.ids import skill_name
 from services.actors.worker import WorkerSettings, run_worker
@@ -37,7 +38,11 @@ class ActorsConfig(ServiceConfig):
     skill_policy: Literal["exploration", "none"] = Field(
         "exploration", description="policy over skills during training (exploration = reference, method.md 3.3)"
     )
-    seed: int = Field(0, ge=0, le=2**31 - 1, description="base seed; workers and envs derive theirs from it")
+    seed: int | None = Field(
+        None, ge=0, le=2**31 - 1,
+        description="base seed; workers and envs derive theirs from it (default: a hash of POD_NAME or the "
+                    "hostname, so that replicas play different dungeons)",
+    )
     actor_name: str = Field("actor", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     backoff_initial_s: float = Field(0.2, gt=0, le=60)
     backoff_max_s: float = Field(5.0, gt=0, le=600)
@@ -49,6 +54,16 @@ class ActorsConfig(ServiceConfig):
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s: must be >= backoff_initial_s")
         return self
+
+
+def base_seed(config: ActorsConfig, env: Mapping[str, str] | None = None) -> int:
+    """The seed this replica's workers derive theirs from.
+
+    ``seed`` when configured (``MAESTROMOTIF_ACTORS_SEED``), else a stable hash of the pod name
+    (``POD_NAME``) or hostname: replicas of a Deployment share one config, and would otherwise
+    replay each other's games.
+    """
+    return config.seed if config.seed is not None else instance_seed(instance_name(env))
 
 
 class _Metrics:
@@ -102,6 +117,9 @@ class ActorPool:
         self.episodes = 0
         self.skill_steps = [0] * NUM_SKILLS
         self._closing = threading.Event()
+        self.seed = base_seed(config)
+        source = "configured" if config.seed is not None else f"hash of {instance_name()!r}"
+        log.info("actor base seed %d (%s)", self.seed, source)
         token = config.token()
         self._base = dict(
             learner_address=config.learner_address,
@@ -126,7 +144,7 @@ class ActorPool:
             t.start()
 
     def _spawn(self, index: int) -> None:
-        settings = WorkerSettings(index=index, seed=self.config.seed, **self._base)
+        settings = WorkerSettings(index=index, seed=self.seed, **self._base)
         proc = self._ctx.Process(target=run_worker, args=(settings, self._events, self._stop), daemon=True,
                                  name=f"actor-{index}")
         proc.start()
