@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install protos lock clean help
+.PHONY: run test bench install protos lock clean help chart-schema
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -30,6 +30,9 @@ bench: install  ## run benchmarks/ (each prints a ratio against a same-run basel
 
 protos: install  ## regenerate the gRPC stubs from protos/
 	$(PY) -m maestromotif.protogen
+
+chart-schema: install  ## regenerate helm/maestromotif/values.schema.json from the services' settings models
+	$(PY) -m maestromotif.kit.chartschema
 
 lock:  ## re-resolve requirements.in into requirements.lock
 	$(PY) -m pip install --quiet pip-tools==7.6.2
