@@ -36,8 +36,10 @@ MANAGED = {
     # Seed and name come from the pod name, so that replicas differ.
     "actors": {"seed", "actor_name"},
     "reward": {"bundle_dir"},
-    "codegen": {"backend", "llm_url", "model"},
-    "agent": set(),
+    # From the chart's one `llm` section (shared with the annotation Job), and the data volume.
+    "codegen": {"backend", "llm_url", "model", "model_dir", "tgi_template", "store_dir"},
+    # The learner's checkpoints on the data volume.
+    "agent": {"checkpoint"},
 }
 # Keywords of pydantic's JSON schema that are documentation only, or formats ("path",
 # "password") that JSON-schema validators do not know.
@@ -245,7 +247,7 @@ def build_schema() -> dict[str, Any]:
             "llm": {
                 **_obj({
                     "provider": {"enum": ["embedded", "tgi", "external"]},
-                    "embedded": _obj({"model": {"enum": ["0.5b", "1.5b"]}}),
+                    "embedded": _obj({"model": {"enum": ["", "0.5b", "1.5b"]}}),
                     "external": _obj({
                         "url": {"type": "string"},
                         "api": {"enum": ["openai", "tgi"]},

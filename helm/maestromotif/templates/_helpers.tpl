@@ -161,9 +161,15 @@ numbers as floats, and toYaml would write 1000000 as 1e+06, which YAML reads as 
 {{- $_ := set $managed "backend" $llm.backend }}
 {{- $_ := set $managed "llm_url" $llm.url }}
 {{- $_ := set $managed "model" $llm.model }}
+{{- $_ := set $managed "model_dir" "/data/models" }}
+{{- $_ := set $managed "tgi_template" $llm.template }}
+{{- $_ := set $managed "store_dir" "/data/artifacts" }}
 {{- else if eq $svc "agent" }}
 {{- $_ := set $managed "learner_address" (include "maestromotif.address" (dict "root" $root "service" "learner")) }}
 {{- $_ := set $managed "codegen_address" (include "maestromotif.address" (dict "root" $root "service" "codegen")) }}
+{{- /* local inference from the learner's latest checkpoint on the data volume */}}
+{{- $experiment := ($root.Values.learner.config | default dict).experiment | default "policy" }}
+{{- $_ := set $managed "checkpoint" (printf "/data/runs/%s" $experiment) }}
 {{- end }}
 {{- $defaults := dict "log_format" "json" }}
 {{- $user := deepCopy ((index $root.Values $svc).config | default dict) }}
