@@ -552,6 +552,6 @@ def test_agent_clients_can_be_restricted() -> None:
 
 def test_notes_tell_how_to_reach_the_agent_and_grafana() -> None:
     text = notes()
-    assert f"svc/{FULL}-agent 50056:50056" in text
+    assert f"svc/{FULL}-agent 50056:50056" in text and "grpcurl -plaintext $AGENT list" in text
     assert "svc/kube-prometheus-stack-grafana 3000:80" in text
     assert f"deploy/{FULL}-actors --replicas=N" in text
