@@ -100,6 +100,10 @@ class ServiceConfig(BaseSettings):
         None, description="PEM CA bundle used to verify peers; when set, calls to peers use TLS."
     )
     peer_deadline_s: float = Field(30.0, gt=0.0, le=86400.0, description="Default deadline of calls to peers.")
+    max_call_s: float = Field(
+        120.0, gt=0.0, le=86400.0,
+        description="Longest a call may wait on server-side work; bounds calls whose client set no deadline.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log threshold.")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: JSON unless stderr is a terminal."

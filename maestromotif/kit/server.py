@@ -436,3 +436,16 @@ def load_spec(name: str, package: str = SERVICES_PACKAGE) -> ServiceSpec:
     if spec.name != name:
         raise ConfigError(f"service {name!r}: its SPEC is named {spec.name!r}")
     return spec
+
+
+def call_budget_s(context: grpc.ServicerContext, max_call_s: float) -> float:
+    """Seconds a handler may still wait on work for this call: its deadline, capped at ``max_call_s``.
+
+    A client that sets no deadline (grpcurl, reflection clients) makes ``time_remaining()``
+    return a huge value; passed on as a timeout it overflows ``time_t`` in futures and locks
+    (OverflowError), so every wait inside a handler goes through this bound instead.
+    """
+    remaining = context.time_remaining()
+    if remaining is None or remaining != remaining or remaining > max_call_s:  # None, NaN or no deadline
+        return max_call_s
+    return max(remaining, 0.0)

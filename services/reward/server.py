@@ -23,7 +23,7 @@ import torch
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import Field
 
-from maestromotif.kit import ConfigError, ServiceConfig, ServiceContext, ServiceSpec
+from maestromotif.kit import ConfigError, ServiceConfig, ServiceContext, ServiceSpec, call_budget_s
 from maestromotif.rewards.bundles import BundleError, BundleSet
 from maestromotif.rewards.model import NUM_PARAMETERS
 from maestromotif.rewards.scorer import BatchError, RewardScorer, parse_batch
@@ -173,12 +173,11 @@ class RewardServicer(reward_pb2_grpc.RewardServicer):
         except BatchError as exc:
             self.metrics.requests.labels("invalid").inc()
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        remaining = context.time_remaining()
         try:
             result = self.scorer.score(
                 skills, messages, stat_changes, counts,
                 use_cache=self.config.cache_enabled,
-                timeout=None if remaining is None else max(remaining, 0.001),
+                timeout=max(call_budget_s(context, self.config.max_call_s), 0.001),
             )
         except TimeoutError:
             self.metrics.requests.labels("error").inc()
