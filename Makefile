@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install protos lock clean help chart-schema
+.PHONY: run test bench install protos lock clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -31,6 +31,7 @@ bench: install  ## run benchmarks/ (each prints a ratio against a same-run basel
 protos: install  ## regenerate the gRPC stubs from protos/
 	$(PY) -m maestromotif.protogen
 
+.PHONY: chart-schema
 chart-schema: install  ## regenerate helm/maestromotif/values.schema.json from the services' settings models
 	$(PY) -m maestromotif.kit.chartschema
 
