@@ -111,6 +111,8 @@ class _Metrics(EngineObserver):
             buckets=(10, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
         )
         self.checkpoints = Counter(p + "checkpoints_total", "Checkpoints written", registry=registry)
+        # Alerts tell a stalled training learner from a serve-mode one (which trains nothing).
+        self.training = Gauge(p + "training", "1 in train mode, 0 in serve (inference-only) mode", registry=registry)
         self.engine: TrainingEngine | None = None
 
     def on_inference(self, batch_size: int, latency_s: float) -> None:
@@ -233,6 +235,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
         self.config = config
         self.ctx = ctx
         self.metrics = _Metrics(ctx.registry)
+        self.metrics.training.set(1 if config.mode == "train" else 0)
         self.driver = None
         self.reward_channel = None
         settings = config.training_settings()
