@@ -96,6 +96,8 @@ class _Metrics(EngineObserver):
         )
         self.reward_errors = Counter(p + "reward_call_errors_total", "Failed reward calls", registry=registry)
         self.dropped = Counter(p + "dropped_trajectories_total", "Trajectories dropped", ["reason"], registry=registry)
+        for reason in ("reward", "actor_gone"):  # exported at 0 from the start (the engine's two reasons)
+            self.dropped.labels(reason=reason)
         self.actors = Gauge(p + "connected_actors", "Connected actor streams", registry=registry)
         self.envs = Gauge(p + "connected_envs", "Environments across connected actors", registry=registry)
         self.skill_return = Histogram(
