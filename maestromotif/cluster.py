@@ -18,6 +18,7 @@ against a live cluster.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,9 +42,17 @@ class ClusterError(RuntimeError):
 
 
 def fullname(release: str, chart: str = CHART) -> str:
-    """Helm's usual ``<chart>.fullname``: the release name if it contains the chart name."""
+    """The chart's ``maestromotif.fullname``: the release name if it contains the chart name,
+    else ``<release>-<chart>``; at most 40 characters (the chart's limit)."""
     name = release if chart in release else f"{release}-{chart}"
-    return name[:63].rstrip("-")
+    return name[:40].rstrip("-")
+
+
+def annotator_image(actors_image: str) -> str:
+    """The chart's per-service images are ``<registry>/<prefix>/<service>:<tag>``: the annotator's
+    is the actors' with the last path part swapped. A custom repository is used as it is."""
+    m = re.fullmatch(r"(.*/)actors((?::[^/]+)?(?:@sha256:[0-9a-f]+)?)", actors_image)
+    return f"{m.group(1)}annotator{m.group(2)}" if m else actors_image
 
 
 def connect(kubeconfig: Path | None = None, context: str | None = None) -> client.ApiClient:
@@ -240,19 +249,29 @@ class Release:
         return before, after.spec.replicas
 
     # --- annotation -----------------------------------------------------------------------
-    def default_image(self) -> str:
-        """The image of the release's actors Deployment (every image holds the whole package)."""
+    def pod_defaults(self, need_image: bool) -> dict[str, Any]:
+        """What an annotation pod takes from the release's actors Deployment: the annotator
+        image (same registry, prefix and tag), imagePullSecrets and service account. Without
+        that Deployment, only an explicit image will do (``need_image``)."""
         name = self.component_name("actors")
         try:
             dep = self.apps.read_namespaced_deployment(name, self.namespace)
         except ApiException as exc:
             if exc.status == 404:
-                raise ClusterError(f"Deployment {name} not found in namespace {self.namespace} to take the image "
-                                   "from: pass --image") from None
+                if need_image:
+                    raise ClusterError(f"Deployment {name} not found in namespace {self.namespace} to take the image "
+                                       "from: is the release installed? Or pass --image") from None
+                return {}
             raise _explain(exc, f"reading Deployment {name}") from None
         except Urllib3Error as exc:
             raise _explain(exc, f"reading Deployment {name}") from None
-        return dep.spec.template.spec.containers[0].image
+        pod = dep.spec.template.spec
+        out: dict[str, Any] = {"image": annotator_image(pod.containers[0].image)}
+        if pod.image_pull_secrets:
+            out["image_pull_secrets"] = [s.name for s in pod.image_pull_secrets]
+        if pod.service_account_name:
+            out["service_account"] = pod.service_account_name
+        return out
 
     def annotation_job(self, spec: AnnotationJobSpec) -> dict[str, Any]:
         return spec.manifest(self)
@@ -328,13 +347,13 @@ class AnnotationJobSpec:
     parallelism: int | None = None
     backoff_limit: int = 6
     service_account: str | None = None
+    image_pull_secrets: list[str] = field(default_factory=list)
+    extra_args: list[str] = field(default_factory=list)  # passed on to `maestromotif annotate`
     cpu: str = "1"
     memory: str = "2Gi"
     ttl_s: int | None = 86_400
 
     def validate(self) -> None:
-        import re
-
         if not 1 <= self.shards <= 10_000:
             raise ClusterError(f"--shards: {self.shards} is not in 1..10000")
         if self.parallelism is not None and not 1 <= self.parallelism <= self.shards:
@@ -349,13 +368,14 @@ class AnnotationJobSpec:
 
     def manifest(self, release: Release) -> dict[str, Any]:
         self.validate()
-        labels = {INSTANCE_LABEL: release.release, COMPONENT_LABEL: "annotate",
+        labels = {INSTANCE_LABEL: release.release, COMPONENT_LABEL: "annotation",
                   "app.kubernetes.io/name": CHART, "app.kubernetes.io/managed-by": "maestromotif-cli"}
         args = ["annotate", "--pairs", self.pairs, "--out", self.out, "--skill", self.skill, "--backend", self.backend]
         if self.url:
             args += ["--url", self.url]
         if self.model:
             args += ["--model", self.model]
+        args += self.extra_args
         container: dict[str, Any] = {
             "name": "annotate",
             "image": self.image,
@@ -382,6 +402,8 @@ class AnnotationJobSpec:
         }
         if self.service_account:
             pod["serviceAccountName"] = self.service_account
+        if self.image_pull_secrets:
+            pod["imagePullSecrets"] = [{"name": n} for n in self.image_pull_secrets]
         spec: dict[str, Any] = {
             "completionMode": "Indexed",
             "completions": self.shards,

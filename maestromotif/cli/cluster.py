@@ -123,11 +123,12 @@ def register(app: typer.Typer) -> None:
         skill: Annotated[str, typer.Option("--skill", help="all or a skill name.")] = "all",
         pairs: Annotated[str, typer.Option("--pairs", help="pair dataset path inside the pod (the data volume is at /data).")] = "/data/pairs",
         out: Annotated[str, typer.Option("--out", help="label set path inside the pod.")] = "/data/labels",
-        image: Annotated[Optional[str], typer.Option("--image", help="image to run (default: the release's actors image).")] = None,
+        image: Annotated[Optional[str], typer.Option("--image", help="image to run (default: the release's annotator image, <registry>/<prefix>/annotator:<tag> of its actors image).")] = None,
         claim: Annotated[Optional[str], typer.Option("--claim", help="PVC mounted at /data (default: <fullname>-data).")] = None,
         llm_secret: Annotated[Optional[str], typer.Option("--llm-secret", help="Secret whose keys become environment variables (LLM API key).")] = None,
         parallelism: Annotated[Optional[int], typer.Option("--parallelism", min=1, help="shards running at once (default: all).")] = None,
         backoff_limit: Annotated[int, typer.Option("--backoff-limit", min=0, max=1000, help="pod failures before the Job fails.")] = 6,
+        extra: Annotated[Optional[list[str]], typer.Option("--arg", help="one more argument for `maestromotif annotate` in each pod; repeatable (e.g. --arg=--concurrency --arg=16).")] = None,
         name: Annotated[Optional[str], typer.Option("--name", help="Job name (default: <fullname>-annotate-<UTC time>).")] = None,
         follow: Annotated[bool, typer.Option("--follow/--no-follow", help="follow the Job with a progress bar until it ends.")] = True,
         poll: Annotated[float, typer.Option("--poll", min=0.05, max=600, help="seconds between status reads.")] = 5.0,
@@ -147,11 +148,14 @@ def register(app: typer.Typer) -> None:
         try:
             spec = AnnotationJobSpec(shards=shards, image=image or "", name=job_name, pairs=pairs, out=out,
                                      backend=backend, url=url, model=model, skill=skill, claim=claim,
-                                     llm_secret=llm_secret, parallelism=parallelism, backoff_limit=backoff_limit)
-            if image is None:
-                spec.image = "placeholder"
-                spec.validate()  # fail on bad options before reading anything from the cluster
-                spec.image = rel.default_image()
+                                     llm_secret=llm_secret, parallelism=parallelism, backoff_limit=backoff_limit,
+                                     extra_args=list(extra or []))
+            spec.image = image or "placeholder"
+            spec.validate()  # fail on bad options before calling the cluster
+            defaults = rel.pod_defaults(need_image=image is None)
+            spec.image = image or defaults["image"]
+            spec.image_pull_secrets = defaults.get("image_pull_secrets", [])
+            spec.service_account = defaults.get("service_account")
             body = spec.manifest(rel)
             rel.create_job(body)
         except ClusterError as exc:

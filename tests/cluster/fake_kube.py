@@ -111,12 +111,18 @@ def pod(name: str, component: str, phase: str = "Running", ready: bool = True, r
     }
 
 
-def deployment(name: str, component: str, replicas: int, ready: int, image: str = "reg/mm-actors:1.0") -> dict[str, Any]:
+def deployment(name: str, component: str, replicas: int, ready: int, image: str = "reg/mm-actors:1.0",
+               pull_secrets: list[str] | None = None, service_account: str | None = None) -> dict[str, Any]:
+    pod: dict[str, Any] = {"containers": [{"name": component, "image": image}]}
+    if pull_secrets:
+        pod["imagePullSecrets"] = [{"name": n} for n in pull_secrets]
+    if service_account:
+        pod["serviceAccountName"] = service_account
     return {
         "metadata": {"name": name, "namespace": "ml",
                      "labels": {"app.kubernetes.io/instance": "prod", "app.kubernetes.io/component": component}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app.kubernetes.io/component": component}},
-                 "template": {"metadata": {}, "spec": {"containers": [{"name": component, "image": image}]}}},
+                 "template": {"metadata": {}, "spec": pod}},
         "status": {"replicas": replicas, "readyReplicas": ready},
     }
 

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from typer.testing import CliRunner
 
 from maestromotif.cli import app
-from maestromotif.cluster import AnnotationJobSpec, ClusterError, Release, fullname, parse_learner_metrics
+from maestromotif.cluster import AnnotationJobSpec, annotator_image, ClusterError, Release, fullname, parse_learner_metrics
 import fake_kube as fk  # noqa: E402  (beside this file)
 
 BASE = ["--namespace", "ml", "--release", "prod"]
@@ -45,10 +45,14 @@ def _learner_metrics_text() -> str:
     return generate_latest(reg).decode()
 
 
-def test_fullname_follows_helm_rule() -> None:
+def test_names_follow_the_chart() -> None:
     assert fullname("prod") == "prod-maestromotif"
     assert fullname("maestromotif") == "maestromotif"
     assert fullname("maestromotif-staging") == "maestromotif-staging"
+    assert len(fullname("a" * 60)) == 40
+    assert annotator_image("docker.io/maestromotif/actors:0.1.0") == "docker.io/maestromotif/annotator:0.1.0"
+    assert annotator_image("maestromotif/actors") == "maestromotif/annotator"
+    assert annotator_image("my.reg/custom-image:2") == "my.reg/custom-image:2"
 
 
 def test_status_prints_pods_deployments_and_training(kube: fk.FakeKube, tmp_path: Path) -> None:
@@ -146,16 +150,17 @@ def _job_sequence(name: str, shards: int, states: list[dict]) -> fk.Handler:
 def test_annotate_creates_indexed_job_and_follows_it(kube: fk.FakeKube, tmp_path: Path) -> None:
     name = "prod-annotate-1"
     kube.routes[("GET", f"{APPS}/prod-maestromotif-actors")] = (200, fk.deployment(
-        "prod-maestromotif-actors", "actors", 2, 2, image="reg/maestromotif:1.2-cpu"))
+        "prod-maestromotif-actors", "actors", 2, 2, image="reg.io/maestromotif/actors:1.2", pull_secrets=["regcred"],
+        service_account="prod-maestromotif"))
     kube.routes[("POST", JOBS)] = lambda r: (201, r.body)
     kube.routes[("GET", f"{JOBS}/{name}/status")] = _job_sequence(name, 3, [
         {"active": 3}, {"succeeded": 1, "active": 2}, {"succeeded": 2, "active": 1, "failed": 1},
         {"succeeded": 3, "failed": 1, "conditions": [{"type": "Complete", "status": "True"}]},
     ])
     res = _cli(kube, tmp_path, "annotate", "--shards", "3", "--url", "http://tgi:8080", "--backend", "tgi",
-               "--name", name, "--poll", "0.05", "--llm-secret", "llm-creds")
+               "--name", name, "--poll", "0.05", "--llm-secret", "llm-creds", "--arg=--concurrency", "--arg=16")
     assert res.exit_code == 0, res.output
-    assert f"created Job {name} in namespace ml: 3 shards, image reg/maestromotif:1.2-cpu" in res.output
+    assert f"created Job {name} in namespace ml: 3 shards, image reg.io/maestromotif/annotator:1.2" in res.output
     assert f"Job {name} complete: 3/3 shards, 1 pod failures" in res.output
     (post,) = [r for r in kube.requests if r.method == "POST"]
     body = post.body
@@ -164,10 +169,12 @@ def test_annotate_creates_indexed_job_and_follows_it(kube: fk.FakeKube, tmp_path
     assert spec["completionMode"] == "Indexed" and spec["completions"] == 3 and spec["parallelism"] == 3
     pod = spec["template"]["spec"]
     (c,) = pod["containers"]
-    assert c["image"] == "reg/maestromotif:1.2-cpu"
+    assert c["image"] == "reg.io/maestromotif/annotator:1.2"
     assert c["command"] == ["maestromotif"]
     assert c["args"] == ["annotate", "--pairs", "/data/pairs", "--out", "/data/labels", "--skill", "all",
-                         "--backend", "tgi", "--url", "http://tgi:8080"]
+                         "--backend", "tgi", "--url", "http://tgi:8080", "--concurrency", "16"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}] and pod["serviceAccountName"] == "prod-maestromotif"
+    assert body["metadata"]["labels"]["app.kubernetes.io/component"] == "annotation"
     assert {"name": "MAESTROMOTIF_NUM_SHARDS", "value": "3"} in c["env"]
     assert c["envFrom"] == [{"secretRef": {"name": "llm-creds"}}]
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
@@ -190,7 +197,8 @@ def test_annotate_job_failure_names_the_reason(kube: fk.FakeKube, tmp_path: Path
     assert (f"Job {name} failed (1/2 shards done, 7 pod failures): BackoffLimitExceeded: "
             "Job has reached the specified backoff limit") in res.output
     assert "kubectl -n ml logs job/prod-annotate-2" in res.output
-    assert not [r for r in kube.requests if r.path.startswith(APPS)]  # --image given: no Deployment read
+    # --image given: the actors Deployment was still asked for pull secrets; its absence is fine
+    assert kube.calls("GET")[0] == ("GET", f"{APPS}/prod-maestromotif-actors")
 
 
 def test_annotate_existing_job_and_bad_options(kube: fk.FakeKube, tmp_path: Path) -> None:
