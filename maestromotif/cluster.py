@@ -187,7 +187,7 @@ class Release:
             deps = self.apps.list_namespaced_deployment(self.namespace, label_selector=self.selector)
         except (ApiException, Urllib3Error) as exc:
             raise _explain(exc, f"listing release {self.release!r} in namespace {self.namespace!r}") from None
-        now = _dt.datetime.now(_dt.timezone.utc)
+        now = _dt.datetime.now(_dt.UTC)
         for pod in pods.items:
             statuses = pod.status.container_statuses or []
             start = pod.status.start_time

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 TOKEN = "test-token-123"
 Handler = Callable[["Request"], tuple[int, Any]]
@@ -42,15 +42,15 @@ class FakeKube:
                 url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                req = Request(self.command, url.path, parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()},
+                req = Request(self.command, unquote(url.path), parse_qs(url.query), {k.lower(): v for k, v in self.headers.items()},
                               json.loads(raw) if raw else None)
                 fake.requests.append(req)
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     status, body = 401, _status(401, "Unauthorized")
                 else:
-                    route = fake.routes.get((self.command, url.path))
+                    route = fake.routes.get((self.command, req.path))
                     if route is None:
-                        status, body = 404, _status(404, f"the server could not find the requested resource ({url.path})")
+                        status, body = 404, _status(404, f"the server could not find the requested resource ({req.path})")
                     else:
                         status, body = route(req) if callable(route) else route
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()

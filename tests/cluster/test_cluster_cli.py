@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fake_kube as fk
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from typer.testing import CliRunner
 
 from maestromotif.cli import app
-from maestromotif.cluster import AnnotationJobSpec, annotator_image, ClusterError, Release, fullname, parse_learner_metrics
-import fake_kube as fk  # noqa: E402  (beside this file)
+from maestromotif.cluster import (
+    AnnotationJobSpec,
+    ClusterError,
+    Release,
+    annotator_image,
+    fullname,
+    parse_learner_metrics,
+)
 
 BASE = ["--namespace", "ml", "--release", "prod"]
 APPS = "/apis/apps/v1/namespaces/ml/deployments"
@@ -31,17 +38,14 @@ def _cli(kube: fk.FakeKube, tmp_path: Path, *args: str):
 
 
 def _learner_metrics_text() -> str:
-    # the learner service's own metric objects, so the names read are the ones it exports
-    from services.learner.server import _Metrics
-
+    # the learner's names (tests/observability/test_prometheus_live.py parses a real learner's text)
     reg = CollectorRegistry()
-    m = _Metrics(reg)
-    m.training.set(1)
-    m.version.set(1234)
-    m.samples.inc(1234 * 4096)
-    m.sps.set(5321.5)
-    m.on_actors(16, 512)
-    m.lag.set(1.75)
+    p = "maestromotif_learner_"
+    for name, value in (("training", 1), ("policy_version", 1234), ("samples_per_second", 5321.5),
+                        ("connected_actors", 16), ("connected_envs", 512), ("policy_lag", 1.75)):
+        Gauge(p + name, name, registry=reg).set(value)
+    Counter(p + "samples_trained", "trained", registry=reg).inc(1234 * 4096)
+    Gauge(p + "loss", "losses", ["kind"], registry=reg).labels("policy_loss").set(0.5)  # labelled: ignored
     return generate_latest(reg).decode()
 
 

@@ -12,7 +12,13 @@ import yaml
 
 from maestromotif.observability import dashboard
 from maestromotif.observability.promql import (
-    DASHBOARD_PATH, ROOT, dashboard_expressions, for_prometheus, metric_names, rule_expressions, watched_series,
+    DASHBOARD_PATH,
+    ROOT,
+    dashboard_expressions,
+    for_prometheus,
+    metric_names,
+    rule_expressions,
+    watched_series,
 )
 
 # Metric names other branches of issue 13's work define (docs: BRIEF of the parallel work);

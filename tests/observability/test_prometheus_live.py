@@ -24,9 +24,15 @@ from typing import Any
 import pytest
 import yaml
 
+from maestromotif.cluster import parse_learner_metrics
 from maestromotif.kit.local import LocalProcesses
 from maestromotif.observability.promql import (
-    RULES_PATH, Expression, dashboard_expressions, for_prometheus, rule_expressions, watched_series,
+    RULES_PATH,
+    Expression,
+    dashboard_expressions,
+    for_prometheus,
+    rule_expressions,
+    watched_series,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -53,7 +59,7 @@ def _free_ports(n: int) -> list[int]:
 
 def _get(url: str, timeout: float = 10) -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - loopback only
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return json.loads(r.read())
     except urllib.error.HTTPError as exc:  # 400: bad query, with a JSON body naming the error
         return json.loads(exc.read())
@@ -145,6 +151,12 @@ def test_every_dashboard_and_rule_query_against_real_prometheus(tmp_path: Path, 
             _wait(lambda: prom.value("sum(maestromotif_actor_episodes_total)") > 0, 120, "a finished episode")
             time.sleep(3)  # a few more scrapes after the last event, for the rates
             end = time.time()
+            # what `maestromotif cluster status` reads from the learner: a real learner's text
+            with urllib.request.urlopen(f"http://127.0.0.1:{learner_m}/metrics", timeout=10) as r:
+                info = parse_learner_metrics(r.read().decode())
+            assert info.training is True and info.policy_version is not None and info.policy_version >= 3
+            assert (info.connected_actors, info.connected_envs) == (1, 8)
+            assert info.samples_trained and info.samples_trained >= 3 * 512 and info.policy_lag is not None
             exported = {m["metric"]["__name__"] for m in prom.instant('{__name__=~"maestromotif_.+"}')["data"]["result"]}
 
             checked, parse_only, failures = [], [], []
