@@ -361,6 +361,15 @@ class AnnotationJobSpec:
         if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", self.name):
             raise ClusterError(f"--name: {self.name!r} is not a valid Job name (lowercase letters, digits, '-', "
                                "at most 63 characters)")
+        if self.backend not in ("embedded", "openai", "tgi"):
+            raise ClusterError(f"--backend: {self.backend!r} is not one of embedded, openai, tgi")
+        if self.skill != "all":
+            from maestromotif.skills.ids import SkillIdError, parse_skill
+
+            try:
+                parse_skill(self.skill)
+            except SkillIdError as exc:
+                raise ClusterError(f"--skill: {exc}") from None
         if self.backend in ("openai", "tgi") and not self.url:
             raise ClusterError(f"--url: backend {self.backend} needs the LLM server's URL")
         if not self.image:
@@ -375,6 +384,8 @@ class AnnotationJobSpec:
             args += ["--url", self.url]
         if self.model:
             args += ["--model", self.model]
+        if self.backend == "embedded":
+            args += ["--model-dir", "/data/models"]  # where the chart keeps the embedded model's cache
         args += self.extra_args
         container: dict[str, Any] = {
             "name": "annotate",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import fake_kube as fk
 import pytest
+from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from typer.testing import CliRunner
 
@@ -246,4 +247,11 @@ def test_parse_learner_metrics_reads_the_learners_names() -> None:
 def test_job_spec_validation() -> None:
     with pytest.raises(ClusterError, match="--parallelism: 5 is not in 1..2"):
         AnnotationJobSpec(shards=2, image="i", name="n", url="http://x", parallelism=5).validate()
-    AnnotationJobSpec(shards=2, image="i", name="n", backend="embedded").validate()
+    with pytest.raises(ClusterError, match="--backend: 'vllm' is not one of"):
+        AnnotationJobSpec(shards=2, image="i", name="n", url="http://x", backend="vllm").validate()
+    with pytest.raises(ClusterError, match="--skill: "):
+        AnnotationJobSpec(shards=2, image="i", name="n", url="http://x", skill="juggler").validate()
+    spec = AnnotationJobSpec(shards=2, image="i", name="n", backend="embedded", skill="descender")
+    spec.validate()
+    args = spec.manifest(Release(client.ApiClient(), "ml", "prod"))["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-6:] == ["--skill", "descender", "--backend", "embedded", "--model-dir", "/data/models"]
