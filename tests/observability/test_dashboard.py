@@ -31,7 +31,7 @@ PENDING = {
     "maestromotif_codegen_repair_rounds", "maestromotif_codegen_latency_seconds", "maestromotif_codegen_tokens_total",
 }
 # kube-state-metrics (the Indexed annotation Job), not ours
-KUBE_STATE_METRICS = {"kube_job_failed", "kube_job_status_failed", "kube_job_status_succeeded", "kube_job_spec_completions"}
+KUBE_STATE_METRICS = {"kube_pod_container_status_restarts_total", "kube_job_failed", "kube_job_status_failed", "kube_job_status_succeeded", "kube_job_spec_completions"}
 _SUFFIX = re.compile(r"_(total|bucket|sum|count)$")
 
 
