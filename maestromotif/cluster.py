@@ -101,6 +101,8 @@ class TrainingInfo:
     connected_actors: float | None = None
     connected_envs: float | None = None
     policy_lag: float | None = None
+    losses: dict[str, float] = field(default_factory=dict)
+    skill_returns: dict[str, float] = field(default_factory=dict)
     source: str = ""
 
 
@@ -180,7 +182,7 @@ class Release:
         return f"{self.fullname}-{component}"
 
     # --- status ---------------------------------------------------------------------------
-    def status(self, learner_metrics_port: int = LEARNER_METRICS_PORT) -> ReleaseStatus:
+    def status(self, learner_metrics_port: int = LEARNER_METRICS_PORT, read_learner: bool = True) -> ReleaseStatus:
         out = ReleaseStatus(self.namespace, self.release)
         try:
             pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.selector)
@@ -207,10 +209,11 @@ class Release:
                 desired=dep.spec.replicas if dep.spec.replicas is not None else 1,
                 ready=dep.status.ready_replicas or 0,
             ))
-        try:
-            out.training = self.learner_metrics(learner_metrics_port)
-        except ClusterError as exc:
-            out.training_error = str(exc)
+        if read_learner:
+            try:
+                out.training = self.learner_metrics(learner_metrics_port)
+            except ClusterError as exc:
+                out.training_error = str(exc)
         return out
 
     def learner_metrics(self, port: int = LEARNER_METRICS_PORT) -> TrainingInfo:

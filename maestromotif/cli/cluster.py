@@ -49,6 +49,39 @@ def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _learner_grpc_status(address: str, token_file: Path | None, timeout_s: float):  # type: ignore[no-untyped-def]
+    """The learner's GetStatus over gRPC (e.g. through `kubectl port-forward`), as TrainingInfo."""
+    import grpc
+
+    from maestromotif.cluster import ClusterError, TrainingInfo
+    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.config import ConfigError
+    from maestromotif.v1 import learner_pb2, learner_pb2_grpc
+
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise ClusterError(f"--token-file: {exc}") from None
+    try:
+        channel = make_channel(address, ClientOptions(deadline_s=timeout_s, auth_token=token, max_attempts=2))
+    except (ConfigError, ValueError) as exc:
+        raise ClusterError(f"--learner: {exc}") from None
+    try:
+        st = learner_pb2_grpc.LearnerStub(channel).GetStatus(learner_pb2.GetStatusRequest(), timeout=timeout_s)
+    except grpc.RpcError as exc:
+        raise ClusterError(f"learner GetStatus at {address}: {exc.code().name}: {exc.details()}") from None
+    finally:
+        channel.close()
+    return TrainingInfo(
+        training=st.mode == "training", policy_version=st.policy_version, samples_trained=st.samples_trained,
+        samples_per_second=st.samples_per_second, connected_actors=st.connected_actors,
+        connected_envs=st.connected_envs, policy_lag=st.mean_policy_lag, losses=dict(st.losses),
+        skill_returns=dict(st.skill_returns), source=f"GetStatus at {address}",
+    )
+
+
 def register(app: typer.Typer) -> None:
     cluster = typer.Typer(name="cluster", no_args_is_help=True,
                           help="Act on a MaestroMotif Helm release through the Kubernetes API.")
@@ -59,17 +92,25 @@ def register(app: typer.Typer) -> None:
         kubeconfig: KubeconfigOpt = None, context: ContextOpt = None, namespace: NamespaceOpt = "default",
         release: ReleaseOpt = "maestromotif", fullname: FullnameOpt = None,
         metrics_port: Annotated[int, typer.Option("--learner-metrics-port", min=1, max=65535, help="the learner Service's metrics port.")] = 9091,
+        learner: Annotated[Optional[str], typer.Option("--learner", help="read the training numbers from the learner's GetStatus at HOST:PORT instead (e.g. after `kubectl port-forward svc/<fullname>-learner 50051`).")] = None,
+        token_file: Annotated[Optional[Path], typer.Option("--token-file", help="bearer token for --learner, when the release has auth on.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print one JSON object instead of tables.")] = False,
     ) -> None:
         """Pods and Deployments of the release, and the learner's training step, samples/s and
-        connected actors (its /metrics, read through the API server's service proxy)."""
+        connected actors: from its /metrics through the API server's service proxy, or from its
+        GetStatus with --learner."""
         from maestromotif.cluster import ClusterError
 
         rel = _release(kubeconfig, context, namespace, release, fullname)
         try:
-            st = rel.status(metrics_port)
+            st = rel.status(metrics_port, read_learner=learner is None)
         except ClusterError as exc:
             _fail(str(exc))
+        if learner is not None:
+            try:
+                st.training = _learner_grpc_status(learner, token_file, 15.0)
+            except ClusterError as exc:
+                st.training_error = str(exc)
         if as_json:
             typer.echo(json.dumps(dataclasses.asdict(st), indent=2))
             return
@@ -89,12 +130,21 @@ def register(app: typer.Typer) -> None:
         t = st.training
         if t is None:
             typer.echo(f"training: unavailable ({st.training_error})")
+            if learner is None:
+                typer.echo(f"  (with NetworkPolicies the API server may not reach the metrics port: run "
+                           f"`kubectl -n {namespace} port-forward svc/{rel.component_name('learner')} 50051` "
+                           "and pass --learner 127.0.0.1:50051)")
         else:
             mode = {True: "training", False: "serving only", None: "unknown mode"}[t.training]
             typer.echo(f"learner ({mode}): step (policy version) {_num(t.policy_version)}, "
                        f"samples trained {_num(t.samples_trained)}, samples/s {_num(t.samples_per_second, '{:,.1f}')}, "
                        f"connected actors {_num(t.connected_actors)} ({_num(t.connected_envs)} games), "
                        f"policy lag {_num(t.policy_lag, '{:.2f}')}")
+            if t.losses:
+                typer.echo("  losses: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(t.losses.items())))
+            if t.skill_returns:
+                typer.echo("  intrinsic return per skill run: "
+                           + ", ".join(f"{k} {v:.3f}" for k, v in sorted(t.skill_returns.items())))
             typer.echo(f"  from {t.source}")
 
     @cluster.command("scale-actors")

@@ -3,9 +3,11 @@ the requests it makes (paths, bodies, auth) and what it prints, success and fail
 
 from __future__ import annotations
 
+from concurrent import futures
 from pathlib import Path
 
 import fake_kube as fk
+import grpc
 import pytest
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -20,6 +22,7 @@ from maestromotif.cluster import (
     fullname,
     parse_learner_metrics,
 )
+from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
 BASE = ["--namespace", "ml", "--release", "prod"]
 APPS = "/apis/apps/v1/namespaces/ml/deployments"
@@ -99,6 +102,9 @@ def test_status_without_learner_metrics_still_shows_pods(kube: fk.FakeKube, tmp_
     doc = json.loads(res.output)
     assert doc["pods"][0]["name"] == "p-actors-a" and doc["training"] is None
     assert "HTTP 503" in doc["training_error"] and "no endpoints available" in doc["training_error"]
+    res = _cli(kube, tmp_path, "status")
+    assert res.exit_code == 0 and "training: unavailable (reading the learner's metrics" in res.output
+    assert "kubectl -n ml port-forward svc/prod-maestromotif-learner 50051" in res.output
 
 
 def test_status_forbidden_is_a_clear_error(kube: fk.FakeKube, tmp_path: Path) -> None:
@@ -255,3 +261,39 @@ def test_job_spec_validation() -> None:
     spec.validate()
     args = spec.manifest(Release(client.ApiClient(), "ml", "prod"))["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[-6:] == ["--skill", "descender", "--backend", "embedded", "--model-dir", "/data/models"]
+
+
+class _StatusOnlyLearner(learner_pb2_grpc.LearnerServicer):
+    """Answers GetStatus like the learner (a double for the CLI's gRPC read); checks the token."""
+
+    def GetStatus(self, request, context):  # type: ignore[no-untyped-def]
+        if ("authorization", "Bearer s3cret") not in context.invocation_metadata():
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        return learner_pb2.LearnerStatus(
+            mode="training", policy_version=77, samples_trained=77 * 4096, samples_per_second=1234.5,
+            connected_actors=3, connected_envs=96, mean_policy_lag=0.5, losses={"policy_loss": 0.25},
+            skill_returns={"discoverer": 0.125})
+
+
+def test_status_with_learner_grpc(kube: fk.FakeKube, tmp_path: Path) -> None:
+    kube.routes[("GET", "/api/v1/namespaces/ml/pods")] = (200, {"items": []})
+    kube.routes[("GET", APPS)] = (200, {"items": []})
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    learner_pb2_grpc.add_LearnerServicer_to_server(_StatusOnlyLearner(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        token = tmp_path / "token"
+        token.write_text("s3cret\n")
+        res = _cli(kube, tmp_path, "status", "--learner", f"127.0.0.1:{port}", "--token-file", str(token))
+        assert res.exit_code == 0, res.output
+        assert ("learner (training): step (policy version) 77, samples trained 315,392, samples/s 1,234.5, "
+                "connected actors 3 (96 games), policy lag 0.50") in res.output
+        assert "losses: policy_loss 0.25" in res.output and "discoverer 0.125" in res.output
+        assert f"from GetStatus at 127.0.0.1:{port}" in res.output
+        assert ("GET", METRICS) not in kube.calls()  # no proxy read with --learner
+        res = _cli(kube, tmp_path, "status", "--learner", f"127.0.0.1:{port}")
+        assert res.exit_code == 0
+        assert "training: unavailable (learner GetStatus at" in res.output and "UNAUTHENTICATED" in res.output
+    finally:
+        server.stop(0)
