@@ -160,9 +160,10 @@ def build() -> dict[str, Any]:
         .with_panel(_series("Skill runs / min", "Finished runs of each skill per minute.", [
             ("sum by (skill) (rate(maestromotif_learner_skill_run_steps_count[5m])) * 60", "{{skill}}"),
         ], minimum=0))
-        .with_panel(_series("Skill competence", "Competence measure of each skill over its recent finished runs (learner).", [
+        .with_panel(_series("Skill competence", "Competence of each skill over its recent finished runs (learner): the "
+                            "fraction of runs that did the skill; for the discoverer, new squares per step.", [
             ("maestromotif_learner_skill_competence", "{{skill}}"),
-        ], unit="percentunit", width=12))
+        ], minimum=0, width=12))
         .with_panel(_series("Competent runs / min", "Skill runs that met the competence criterion, per minute.", [
             ("sum by (skill) (rate(maestromotif_learner_skill_competent_runs_total[5m])) * 60", "{{skill}}"),
         ], minimum=0, width=12))
