@@ -175,6 +175,11 @@ def test_every_dashboard_and_rule_query_against_real_prometheus(tmp_path: Path, 
                         failures.append(f"{e.source} {e.name!r}: no data for {part}")
                 checked.append(f"{e.source} {e.name!r}")
 
+            # controls: the checks above can fail (a misspelt metric has no data, bad PromQL does not run)
+            assert not _has_data(prom.range(for_prometheus(
+                "sum(rate(maestromotif_learner_samples_trainedd_total[$__rate_interval]))", RATE_WINDOW), start, end))
+            assert not _has_data(prom.range("sum(rate(maestromotif_learner_samples_trained_total[15s])) / 0 * 0", start, end))
+            assert prom.range("sum(rate(maestromotif_learner_samples_trained_total[15s])", start, end)["status"] == "error"
             # the real server loaded and evaluates every alert rule without error
             rules = _get(f"http://127.0.0.1:{prom_p}/api/v1/rules")["data"]["groups"]
             unhealthy = [(r["name"], r.get("lastError")) for g in rules for r in g["rules"] if r["health"] != "ok"]
