@@ -36,18 +36,27 @@ MAX_FIXTURE_BYTES = 2 * 1024 * 1024
 
 # (policy, seed, max agent steps, gifts): gifts = "altar" / "shopkeeper" / "" (see the module docstring)
 DEFAULT_PLAN: tuple[tuple[str, int, int, str], ...] = (
-    ("gnomish", 11, 900, ""),
-    ("delphi", 12, 900, ""),
-    ("minetown", 13, 900, "shopkeeper"),
-    ("exploration", 14, 900, "altar"),
-    ("buc", 15, 700, "altar"),
-    ("levelupsell", 16, 700, "shopkeeper"),
-    ("discoveryhunger", 17, 700, ""),
-    ("gnomish", 18, 900, ""),
+    ("gnomish", 11, 1500, ""),
+    ("delphi", 12, 1500, ""),
+    ("minetown", 13, 1500, "shopkeeper"),
+    ("exploration", 14, 1500, "altar"),
+    ("buc", 15, 1200, "altar"),
+    ("levelupsell", 16, 1200, "shopkeeper"),
+    ("discoveryhunger", 17, 1500, ""),
+    ("gnomish", 18, 1500, ""),
+    ("goldenexit", 19, 1500, ""),
+    ("transactions", 20, 1200, "shopkeeper"),
+    ("price", 21, 1500, ""),
+    ("exploration", 22, 1500, ""),
 )
-MAX_SELECTIONS_PER_EPISODE = 40
-MAX_SKILL_STEPS_PER_EPISODE = 40
+# The discoverer's D while recording (the policies' own D is 50 or 500 turns): more selections per
+# game, so more variety per second of NetHack. The termination inputs record the D used.
+RECORD_BASE_TURNS = 40
+MAX_SELECTIONS_PER_EPISODE = 30
+MAX_SKILL_STEPS_PER_EPISODE = 20
 SAMPLE_RATE = 0.03
+GIFT_STEP = 400  # after the episode's ordinary variety
+MAX_SAME_IN_A_ROW = 3
 
 
 class FixtureError(ValueError):
@@ -134,6 +143,23 @@ def _check_step(d: Any, where: str) -> dict[str, Any]:
     return d
 
 
+def _unpack(step: Any, names: list[str], where: str) -> Any:
+    """Monster/feature name indices back to names (see ``record_fixture``)."""
+    if not isinstance(step, dict) or not isinstance(step.get("crop"), dict):
+        return step  # _check_step reports it
+    crop = dict(step["crop"])
+    for key in ("monsters", "features"):
+        grid = crop.get(key)
+        if not isinstance(grid, list) or not all(isinstance(row, list) for row in grid):
+            return step
+        try:
+            crop[key] = [[names[i] if isinstance(i, int) and not isinstance(i, bool) and i >= 0 else None
+                          for i in row] for row in grid]
+        except IndexError:
+            raise FixtureError(f"{where}: crop.{key} refers to a name index past the table") from None
+    return {**step, "crop": crop}
+
+
 def load_fixture(path: str | Path | None = None) -> StateFixture:
     """Load and check the recorded states (the shipped file by default); ``FixtureError`` names the problem."""
     path = Path(path) if path is not None else FIXTURE_PATH
@@ -149,6 +175,9 @@ def load_fixture(path: str | Path | None = None) -> StateFixture:
         raise FixtureError(f"{path}: not JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("episodes"), list):
         raise FixtureError(f"{path}: expected an object with format {FORMAT} and a list of episodes")
+    names = data.get("names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FixtureError(f"{path}: 'names' must be a list of strings")
     episodes = []
     for e, ep in enumerate(data["episodes"]):
         where = f"{path} episode {e}"
@@ -165,7 +194,8 @@ def load_fixture(path: str | Path | None = None) -> StateFixture:
             base_turns=ep["base_turns"],
             steps=ep["steps"],
             selections=[_check_state(s, f"{where} selection {i}") for i, s in enumerate(ep["selections"])],
-            skill_steps=[_check_step(s, f"{where} step record {i}") for i, s in enumerate(ep["skill_steps"])],
+            skill_steps=[_check_step(_unpack(s, names, f"{where} step record {i}"), f"{where} step record {i}")
+                         for i, s in enumerate(ep["skill_steps"])],
         ))
     meta = data.get("meta", {})
     return StateFixture(tuple(episodes), meta if isinstance(meta, dict) else {})
@@ -236,7 +266,7 @@ def record_episode(policy_name: str, seed: int, max_steps: int, gifts: str) -> F
         """Wraps the reference policy: records states and termination inputs, same behaviour."""
 
         name = policy_name
-        base_turns = inner.base_turns
+        base_turns = min(inner.base_turns, RECORD_BASE_TURNS)
         has_custom_preconditions = False
         has_custom_termination = True  # to see the inputs; answers exactly like the default rule
 
@@ -268,7 +298,7 @@ def record_episode(policy_name: str, seed: int, max_steps: int, gifts: str) -> F
     for t in range(max_steps):
         skill = controller.skill
         run_id = int(controller.stats.skill_runs.sum())
-        if gifts and t == 20:
+        if gifts and t == GIFT_STEP:
             _type_keys(env, [nethack.C("w"), "ring of adornment", "\r"])
             _type_keys(env, [nethack.C("w"), "altar", "\r"] if gifts == "altar"
                        else [nethack.C("g"), "shopkeeper", "\r"], answer_yes=True)
@@ -303,11 +333,25 @@ def record_episode(policy_name: str, seed: int, max_steps: int, gifts: str) -> F
                                 int(recorder.last_termination[6])],
             })
     env.close()
-    selections = [_state_dict(s) for s in recorder.states]
+    selections = _dedupe([_state_dict(s) for s in recorder.states])
     # Keep the episode's variety within the size budget: thin evenly, keep the first and last.
     selections = _thin(selections, MAX_SELECTIONS_PER_EPISODE)
     skill_steps = _thin_steps(skill_steps, MAX_SKILL_STEPS_PER_EPISODE)
-    return FixtureEpisode(policy_name, seed, inner.base_turns, steps, selections, skill_steps)
+    return FixtureEpisode(policy_name, seed, recorder.base_turns, steps, selections, skill_steps)
+
+
+def _dedupe(states: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop long runs of states that differ only in turn counters (e.g. a skill re-chosen in place)."""
+    keep: list[dict[str, Any]] = []
+    run = 0
+    last: tuple[Any, ...] | None = None
+    for s in states:
+        key = tuple(v for k, v in s.items() if k not in ("turn", "step", "skill_turns", "skill_steps"))
+        run = run + 1 if key == last else 1
+        last = key
+        if run <= MAX_SAME_IN_A_ROW:
+            keep.append(s)
+    return keep
 
 
 def _thin(items: list[Any], n: int) -> list[Any]:
@@ -332,15 +376,26 @@ def record_fixture(plan: tuple[tuple[str, int, int, str], ...] = DEFAULT_PLAN, p
     from tqdm import tqdm
 
     episodes = [record_episode(*item) for item in tqdm(plan, desc="recording NLE episodes", disable=not progress)]
+    names: dict[str, int] = {"": 0}
+
+    def pack(step: dict[str, Any]) -> dict[str, Any]:
+        # Monster and feature names repeat a lot: store them as indices into one table.
+        crop = dict(step["crop"])
+        for key in ("monsters", "features"):
+            crop[key] = [[names.setdefault(n, len(names)) for n in row] for row in crop[key]]
+        return {**step, "crop": crop}
+
+    packed = [
+        {"policy": e.policy, "seed": e.seed, "base_turns": e.base_turns, "steps": e.steps,
+         "selections": e.selections, "skill_steps": [pack(s) for s in e.skill_steps]}
+        for e in episodes
+    ]
     data = {
         "format": FORMAT,
         "meta": {"nle": nle.__version__, "recorder": "python -m maestromotif.codegen.fixtures",
-                 "plan": [list(p) for p in plan]},
-        "episodes": [
-            {"policy": e.policy, "seed": e.seed, "base_turns": e.base_turns, "steps": e.steps,
-             "selections": e.selections, "skill_steps": e.skill_steps}
-            for e in episodes
-        ],
+                 "record_base_turns": RECORD_BASE_TURNS, "plan": [list(p) for p in plan]},
+        "names": list(names),
+        "episodes": packed,
     }
     atomic_write_text(path, json.dumps(data, separators=(",", ":")) + "\n")
     return load_fixture(path)
@@ -349,6 +404,8 @@ def record_fixture(plan: tuple[tuple[str, int, int, str], ...] = DEFAULT_PLAN, p
 def summary(fixture: StateFixture) -> dict[str, Any]:
     """Variety of a fixture: counts by depth, dungeon, skill and availability."""
     from collections import Counter
+
+    from maestromotif.skills import rules
 
     states = [s for e in fixture.episodes for s in e.selections]
     steps = [s for e in fixture.episodes for s in e.skill_steps]
@@ -363,7 +420,7 @@ def summary(fixture: StateFixture) -> dict[str, Any]:
         "merchant_available": sum(s["merchant_available"] for s in states),
         "branch_depth_known": sum(s["branch_depth"] is not None for s in states),
         "step_rule_pre": [sum(s["rule_pre"][0] for s in steps), sum(s["rule_pre"][1] for s in steps)],
-        "step_terminations": sum(1 for s in steps if s["termination"]),
+        "step_rule_terminations": sum(bool(rules.termination(*s["termination"])) for s in steps),
     }
 
 

@@ -150,13 +150,15 @@ def run_isolated(
         if os.geteuid() == 0:
             os.chown(workdir, NOBODY, NOBODY)
         os.chmod(workdir, 0o700)
+        # -I ignores PYTHONPATH: hand the child this process's import path explicitly (this package first).
+        paths = [PACKAGE_ROOT, *(p for p in sys.path if p and os.path.isdir(p) and p != PACKAGE_ROOT)]
         bootstrap = (
-            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
             "from maestromotif.codegen.isolation import child_main; child_main()"
         )
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-                [sys.executable, "-I", "-c", bootstrap, PACKAGE_ROOT, str(req_r), str(resp_w), workdir],
+                [sys.executable, "-I", "-c", bootstrap, json.dumps(paths), str(req_r), str(resp_w), workdir],
                 stdin=subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=subprocess.STDOUT,
@@ -428,7 +430,7 @@ def _apply_isolation(workdir: str, limits: dict[str, Any]) -> list[str]:
 
 
 def child_main() -> None:
-    """Entry point of the isolated child: ``argv = [-c, root, request_fd, response_fd, workdir]``."""
+    """Entry point of the isolated child: ``argv = [-c, import paths (JSON), request_fd, response_fd, workdir]``."""
     import importlib
 
     req_fd, resp_fd, workdir = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -301,11 +301,11 @@ _PRELOAD = ("maestromotif.codegen.worker",)
 
 
 def _episodes_payload(kind: ArtifactKind, min_states: int) -> list[dict[str, Any]]:
-    from maestromotif.codegen.fixtures import load_fixture
+    from maestromotif.codegen.fixtures import FixtureError, load_fixture
 
     fixture = load_fixture()
     if fixture.num_states < min_states:
-        raise RuntimeError(f"the state fixture has {fixture.num_states} states, fewer than {min_states}; "
+        raise FixtureError(f"the state fixture has {fixture.num_states} states, fewer than {min_states}; "
                            "regenerate it with `python -m maestromotif.codegen.fixtures`")
     episodes = []
     for ep in fixture.episodes:
@@ -325,7 +325,11 @@ def validate_code(
     limits: ValidationLimits | None = None,
     name: str = "candidate",
 ) -> ValidationReport:
-    """Validate ``source`` of the given kind (see the module docstring); never raises for bad code."""
+    """Validate ``source`` of the given kind (see the module docstring).
+
+    Never raises for bad code: every problem of the code is a stage verdict. Raises ``ValueError``
+    for an unknown kind and ``FixtureError`` when the shipped state fixture is missing or too small.
+    """
     kind = parse_kind(kind)
     limits = limits or ValidationLimits()
     done: list[StageResult] = []
