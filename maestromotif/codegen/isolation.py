@@ -73,6 +73,8 @@ class IsolationLimits:
     max_response_bytes: int = 4 * 1024 * 1024  # JSON lines the child may send back in all
     max_event_bytes: int = 1024 * 1024  # one JSON line
     skip_layers: tuple[str, ...] = ()  # layers not to raise (tests show each layer alone)
+    # Fail closed: the code does not run unless at least one of these layers is up (no network).
+    require_one_of: tuple[str, ...] = ("netns", "seccomp")
 
     def __post_init__(self) -> None:
         for name in ("wall_s", "cpu_s", "address_space_mb", "file_size_kb", "open_files", "max_output_bytes",
@@ -211,6 +213,7 @@ def _child_limits(limits: IsolationLimits) -> dict[str, Any]:
         "max_response_bytes": int(limits.max_response_bytes),
         "max_event_bytes": int(limits.max_event_bytes),
         "skip_layers": [str(x) for x in limits.skip_layers],
+        "require_one_of": [str(x) for x in limits.require_one_of],
     }
 
 
@@ -463,6 +466,11 @@ def child_main() -> None:
         importlib.import_module(module)
     layers = _apply_isolation(workdir, limits)
     emit({"event": "isolation", "layers": layers})
+    required = limits.get("require_one_of") or []
+    if required and not set(required) & set(layers):
+        emit({"event": "exit", "ok": False,
+              "error": f"refusing to run: none of the isolation layers {', '.join(required)} could be raised here"})
+        os._exit(0)
     namespace: dict[str, Any] = {"__name__": "__isolated__", "request": request["payload"], "emit": emit}
     try:
         exec(compile(request["code"], "<isolated>", "exec"), namespace)  # noqa: S102 - trusted driver code
