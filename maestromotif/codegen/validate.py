@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,13 +302,12 @@ _DRIVER = "from maestromotif.codegen.worker import run\nrun(request, emit)\n"
 _PRELOAD = ("maestromotif.codegen.worker",)
 
 
-def _episodes_payload(kind: ArtifactKind, min_states: int) -> list[dict[str, Any]]:
-    from maestromotif.codegen.fixtures import FixtureError, load_fixture
+@functools.lru_cache(maxsize=2)
+def _episodes_cached(path: str, mtime_ns: int, size: int) -> tuple[int, str]:
+    """The harness episodes as JSON-ready data, built once per fixture file version."""
+    from maestromotif.codegen.fixtures import load_fixture
 
-    fixture = load_fixture()
-    if fixture.num_states < min_states:
-        raise FixtureError(f"the state fixture has {fixture.num_states} states, fewer than {min_states}; "
-                           "regenerate it with `python -m maestromotif.codegen.fixtures`")
+    fixture = load_fixture(path)
     episodes = []
     for ep in fixture.episodes:
         steps = []
@@ -314,7 +315,21 @@ def _episodes_payload(kind: ArtifactKind, min_states: int) -> list[dict[str, Any
             # The hand-written rule's verdict on the same inputs, computed here (fresh) for the agreement.
             steps.append({**step, "rule_termination": rules.termination(*step["termination"])})
         episodes.append({"seed": ep.seed, "selections": ep.selections, "skill_steps": steps})
-    return episodes
+    return fixture.num_states, json.dumps(episodes)
+
+
+def _episodes_payload(kind: ArtifactKind, min_states: int) -> list[dict[str, Any]]:
+    from maestromotif.codegen.fixtures import FIXTURE_PATH, FixtureError
+
+    try:
+        st = FIXTURE_PATH.stat()
+    except OSError as exc:
+        raise FixtureError(f"cannot read the state fixture {FIXTURE_PATH}: {exc}") from None
+    num_states, episodes_json = _episodes_cached(str(FIXTURE_PATH), st.st_mtime_ns, st.st_size)
+    if num_states < min_states:
+        raise FixtureError(f"the state fixture has {num_states} states, fewer than {min_states}; "
+                           "regenerate it with `python -m maestromotif.codegen.fixtures`")
+    return json.loads(episodes_json)  # a fresh copy per validation
 
 
 def validate_code(

@@ -122,3 +122,12 @@ def test_test_helpers() -> None:
     with pytest.raises(HelperError):
         make_crop(chars=["..."])
     assert "make_state" in describe_test_api()
+
+
+def test_contract_texts() -> None:
+    from maestromotif.codegen.contracts import contract_for
+
+    policy = contract_for("task_policy")
+    assert "choose_skill(state, memory)" in policy and "make_state" in policy
+    skills = contract_for(ArtifactKind.SKILL_FUNCTIONS, with_tests=False)
+    assert "skill_precondition(crop, num_items)" in skills and "make_state" not in skills
