@@ -153,6 +153,12 @@ CASES: tuple[Case, ...] = (
          "must return a bool"),
     Case("skills-termination-loop", SKILLS, skills_with(end_body="while True:\n    pass"), None, "harness",
          "exceeded"),
+    Case("policy-bad-precondition-override", POLICY,
+         VALID_POLICY + "\n\ndef skill_precondition(crop, num_items):\n    return 'yes'\n", None, "harness",
+         "must return (worshipper_pre, merchant_pre)"),
+    Case("policy-termination-override-raises", POLICY,
+         VALID_POLICY + "\n\n" + skills_with(end_body="return skill_turns / 0").split("\n\n\n")[1], None,
+         "harness", "ZeroDivisionError"),
     # ---------------------------------------------------------------- the LLM's own tests
     Case("failing-test", POLICY, VALID_POLICY,
          "def test_merchant_first():\n    assert choose_skill(make_state(), Memory()) == MERCHANT\n",
