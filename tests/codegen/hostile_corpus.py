@@ -132,8 +132,8 @@ CASES: tuple[Case, ...] = (
     Case("load-time-error", POLICY, "X = 1 // 0\n" + VALID_POLICY, None, "isolated-run", "ZeroDivisionError"),
     # ---------------------------------------------------------------- fails on the recorded states
     Case("infinite-loop", POLICY, policy_with("while True:\n    pass"), None, "harness", "exceeded"),
-    Case("infinite-loop-in-start", POLICY, with_start("while True:\n    memory.n = memory.n + 1"), None, "harness",
-         "start()"),
+    Case("infinite-loop-in-start", POLICY, with_start("memory.n = 0\nwhile True:\n    memory.n = memory.n + 1"), None,
+         "harness", "start(): exceeded"),
     Case("memory-bomb", POLICY, policy_with("a = []\nwhile True:\n    a.append(list(range(10000)))"), None,
          "harness", "choose_skill()"),  # the memory-growth or the time budget, whichever trips first
     Case("deep-recursion", POLICY, policy_with("return down(0)", extra="def down(n):\n    return down(n + 1)\n\n\n"),
