@@ -5,6 +5,10 @@ per-call budget), replays recorded NLE states through it, then runs the LLM's te
 stage it emits ``{"event": "begin", "stage": ...}`` and then ``{"event": "end", "stage": ...,
 "passed": ..., "detail": ...}``; the parent attributes a child that dies or times out to the stage
 that began last. It stops at the first failed stage.
+
+The recorded states come from games played by the reference policies: the candidate sees each
+recorded episode's states in order, with its ``memory`` kept across the episode, but its answers
+do not steer those games (the harness checks answers, it does not replay the candidate's play).
 """
 
 from __future__ import annotations
@@ -170,6 +174,7 @@ def _llm_tests(module: SandboxedModule, tests_source: str, limits: dict[str, Any
     failures = []
     for name in names:
         module.seed(random.Random(0))
+        tests.seed(random.Random(0))
         try:
             tests.call(name)
         except PolicyError as exc:
