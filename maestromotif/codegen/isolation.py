@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
+import selectors
 import shutil
 import signal
 import subprocess
@@ -244,6 +244,10 @@ def _converse(
     error: str | None = None
     timed_out = False
     writing = True
+    # selectors (epoll), not select(): a busy server's descriptors can be numbered past 1024.
+    sel = selectors.DefaultSelector()
+    sel.register(resp_r, selectors.EVENT_READ)
+    sel.register(req_w, selectors.EVENT_WRITE)
     try:
         while True:
             left = deadline - time.monotonic()
@@ -251,7 +255,8 @@ def _converse(
                 timed_out = True
                 error = f"wall-clock limit of {limits.wall_s:g} s exceeded; the process group was killed"
                 break
-            rlist, wlist, _ = select.select([resp_r], [req_w] if writing else [], [], min(left, 0.5))
+            ready = {key.fd for key, _ in sel.select(min(left, 0.5))}
+            rlist, wlist = resp_r in ready, writing and req_w in ready
             if wlist:
                 try:
                     n = os.write(req_w, pending[:65536])
@@ -259,6 +264,7 @@ def _converse(
                 except BrokenPipeError:
                     pending = pending[:0]
                 if not pending:
+                    sel.unregister(req_w)
                     os.close(req_w)
                     req_w = -1
                     writing = False
@@ -291,6 +297,7 @@ def _converse(
                     error = f"the child sent a line longer than {limits.max_event_bytes} bytes; killed"
                     break
     finally:
+        sel.close()
         if req_w >= 0:
             os.close(req_w)
         os.close(resp_r)

@@ -73,30 +73,41 @@ class _Timer:
             self.worst = max(self.worst, time.perf_counter() - t)
 
 
+def _play_episode(policy: SandboxedPolicy, e: int, episode: dict[str, Any], timer: _Timer) -> list[int]:
+    """The candidate's answers to one recorded episode's states (checked: available skill ids)."""
+    try:
+        policy.start(random.Random(int(episode["seed"])))
+    except PolicyError as exc:
+        raise StageFailure(f"episode {e}: {exc}") from None
+    answers = []
+    for i, raw in enumerate(episode["selections"]):
+        state = state_from_dict(raw)
+        where = f"episode {e} state {i} ({_describe(state)})"
+        try:
+            out = timer(lambda: policy.choose(state))
+        except PolicyError as exc:
+            raise StageFailure(f"{where}: {exc}") from None
+        try:
+            skill = parse_skill(out)
+        except SkillIdError as exc:
+            raise StageFailure(f"{where}: choose_skill() returned an invalid skill: {exc}") from None
+        if int(skill) not in state.available:
+            raise StageFailure(f"{where}: choose_skill() returned {SKILL_NAMES[skill]}, whose initiation "
+                               "does not hold (it is not in state.available)")
+        answers.append(int(skill))
+    return answers
+
+
 def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], timer: _Timer) -> str:
     n_states = n_steps = 0
     chosen = [0] * len(SKILL_NAMES)
+    first: list[int] = []
     for e, episode in enumerate(episodes):
-        try:
-            policy.start(random.Random(int(episode["seed"])))
-        except PolicyError as exc:
-            raise StageFailure(f"episode {e}: {exc}") from None
-        for i, raw in enumerate(episode["selections"]):
-            state = state_from_dict(raw)
-            where = f"episode {e} state {i} ({_describe(state)})"
-            try:
-                out = timer(lambda: policy.choose(state))
-            except PolicyError as exc:
-                raise StageFailure(f"{where}: {exc}") from None
-            try:
-                skill = parse_skill(out)
-            except SkillIdError as exc:
-                raise StageFailure(f"{where}: choose_skill() returned an invalid skill: {exc}") from None
-            if int(skill) not in state.available:
-                raise StageFailure(f"{where}: choose_skill() returned {SKILL_NAMES[skill]}, whose initiation "
-                                   "does not hold (it is not in state.available)")
-            chosen[int(skill)] += 1
-            n_states += 1
+        answers = _play_episode(policy, e, episode, timer)
+        first = first or answers
+        for skill in answers:
+            chosen[skill] += 1
+        n_states += len(answers)
         if policy.has_custom_preconditions or policy.has_custom_termination:
             for j, step in enumerate(episode["skill_steps"]):
                 try:
@@ -108,10 +119,14 @@ def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], tim
                 except PolicyError as exc:
                     raise StageFailure(f"episode {e} step record {j}: {exc}") from None
                 n_steps += 1
+    # Same episode, same seed, fresh memory: the same answers, unless the code kept state elsewhere.
+    if episodes and _play_episode(policy, 0, episodes[0], timer) != first:
+        raise StageFailure("replaying the first recorded episode with the same seed gave different answers: "
+                           "the code keeps state between episodes outside memory")
     picks = ", ".join(f"{SKILL_NAMES[s]} {n}" for s, n in enumerate(chosen) if n)
     extra = f" and {n_steps} initiation/termination inputs" if n_steps else ""
     return (f"{n_states} recorded states from {len(episodes)} episodes{extra}: every answer an available skill "
-            f"({picks}); slowest call {timer.worst * 1000:.1f} ms")
+            f"({picks}); replaying an episode gives the same answers; slowest call {timer.worst * 1000:.1f} ms")
 
 
 def _harness_skill_functions(

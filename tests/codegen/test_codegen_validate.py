@@ -131,3 +131,22 @@ def test_contract_texts() -> None:
     assert "choose_skill(state, memory)" in policy and "make_state" in policy
     skills = contract_for(ArtifactKind.SKILL_FUNCTIONS, with_tests=False)
     assert "skill_precondition(crop, num_items)" in skills and "make_state" not in skills
+
+
+def test_harness_replay_catches_state_kept_outside_memory() -> None:
+    # The subset leaves no way to keep state between episodes except memory; the harness still
+    # checks by replaying an episode. Here a trusted predefined counter stands in for such a leak.
+    import itertools
+
+    from maestromotif.codegen.validate import _episodes_payload
+    from maestromotif.codegen.worker import StageFailure, _harness_policy, _Timer
+    from maestromotif.skills.sandbox import SandboxedPolicy
+
+    counter = itertools.count()
+    source = VALID_POLICY.replace("if state.depth < 3:", "if next_call() < 3:")
+    policy = SandboxedPolicy(source, predefined={"next_call": lambda: next(counter)})
+    episodes = _episodes_payload(ArtifactKind.TASK_POLICY, 100)
+    with pytest.raises(StageFailure, match="keeps state between episodes"):
+        _harness_policy(policy, episodes, _Timer())
+    assert "replaying an episode gives the same answers" in _harness_policy(
+        SandboxedPolicy(VALID_POLICY), episodes, _Timer())
