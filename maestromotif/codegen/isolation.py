@@ -11,6 +11,10 @@ allows, and reports which layers are active:
 - ``chroot``: the empty temporary working folder becomes ``/`` (nothing outside is visible);
 - ``setuid-nobody``: root drops to uid/gid 65534 (so the process limit applies and nothing owned
   by root is writable);
+- ``landlock-fs`` (and ``landlock-net``, ``landlock-scope`` on newer kernels): a Landlock domain
+  that allows file access only beneath the temporary folder, no TCP bind/connect, and no signals
+  or abstract sockets outside the domain; unprivileged, so it also holds where the chroot cannot
+  be made (a non-root container);
 - ``rlimit-cpu``, ``rlimit-as``, ``rlimit-fsize``, ``rlimit-nproc`` (0: no fork), ``rlimit-nofile``,
   ``rlimit-core``;
 - ``seccomp``: a filter (libseccomp through ctypes) that makes ``socket``, ``connect``, ``fork``,
@@ -324,6 +328,10 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
 SCMP_ACT_ALLOW = 0x7FFF0000
+# Landlock (linux/landlock.h); the syscall numbers are the same on every architecture.
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
 
 
 def _scmp_act_errno(errno: int) -> int:
@@ -370,6 +378,54 @@ class _Seccomp:
             lib.seccomp_release(ctx)
 
 
+def _landlock(root: str) -> list[str]:
+    """Allow file access only beneath ``root`` (and, where supported, no TCP, no outside signals)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    if abi < 1:
+        return []
+    fs = (1 << 13) - 1  # ABI 1: execute, read/write files, read dirs, remove, make any kind of node
+    if abi >= 2:
+        fs |= 1 << 13  # refer (rename/link across folders)
+    if abi >= 3:
+        fs |= 1 << 14  # truncate
+    if abi >= 5:
+        fs |= 1 << 15  # ioctl on devices
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    attr = RulesetAttr(fs, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)  # tcp bind+connect; unix+signal
+    size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
+    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return []
+    try:
+        folder = os.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            rule = PathBeneath(fs, folder)
+            if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                            ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                return []
+        finally:
+            os.close(folder)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return []
+        if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            return []
+    finally:
+        os.close(ruleset)
+    return ["landlock-fs"] + (["landlock-net"] if abi >= 4 else []) + (["landlock-scope"] if abi >= 6 else [])
+
+
 def _apply_isolation(workdir: str, limits: dict[str, Any]) -> list[str]:
     """Raise the isolation layers the kernel allows (see the module docstring); return their names."""
     import ctypes
@@ -407,6 +463,12 @@ def _apply_isolation(workdir: str, limits: dict[str, Any]) -> list[str]:
             os.setgid(NOBODY)
             os.setuid(NOBODY)
             layers.append("setuid-nobody")
+        except OSError:
+            pass
+
+    if "landlock" not in skip:
+        try:
+            layers += _landlock("/" if "chroot" in layers else workdir)
         except OSError:
             pass
 
