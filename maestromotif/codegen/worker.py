@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +99,19 @@ def _play_episode(policy: SandboxedPolicy, e: int, episode: dict[str, Any], time
     return answers
 
 
+def _check_no_hidden_state(module: SandboxedModule) -> None:
+    """Functions of the code must carry no attributes: that would be state outliving an episode.
+
+    The allow-list refuses ``choose_skill.x = ...``; this catches the same through an alias
+    (``f = choose_skill; f.x = ...``) after the code has run.
+    """
+    for name, value in module._namespace.items():  # noqa: SLF001 - our own sandbox
+        if isinstance(value, types.FunctionType) and not name.startswith("_") and value.__dict__:
+            keys = ", ".join(sorted(value.__dict__))[:200]
+            raise StageFailure(f"the code set attributes on its function {name}() ({keys}): "
+                               "state must live in memory")
+
+
 def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], timer: _Timer) -> str:
     n_states = n_steps = 0
     chosen = [0] * len(SKILL_NAMES)
@@ -119,6 +133,7 @@ def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], tim
                 except PolicyError as exc:
                     raise StageFailure(f"episode {e} step record {j}: {exc}") from None
                 n_steps += 1
+    _check_no_hidden_state(policy)
     # Same episode, same seed, fresh memory: the same answers, unless the code kept state elsewhere.
     if episodes and _play_episode(policy, 0, episodes[0], timer) != first:
         raise StageFailure("replaying the first recorded episode with the same seed gave different answers: "
@@ -155,6 +170,7 @@ def _harness_skill_functions(
             count("merchant.initiation", pre[1] == bool(rule_pre[1]))
             count(f"{SKILL_NAMES[int(args[0])]}.termination", end == bool(step["rule_termination"]))
             n += 1
+    _check_no_hidden_state(module)
     agreement = {k: round(v[0] / v[1], 4) for k, v in sorted(agree.items())}
     low = ", ".join(f"{k} {v:.2f}" for k, v in agreement.items())
     return (f"{n} recorded initiation/termination inputs from {len(episodes)} episodes, all well-typed; "

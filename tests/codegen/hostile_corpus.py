@@ -103,6 +103,8 @@ CASES: tuple[Case, ...] = (
     Case("rebind-builtin", POLICY, policy_with("len = 3\nreturn 0"), None, "allow-list", "predefined"),
     Case("function-attribute-state", POLICY, policy_with("choose_skill.calls = 1\nreturn 0"), None, "allow-list",
          "module-level objects"),
+    Case("function-attribute-alias", POLICY, policy_with("f = choose_skill\nf.calls = 1\nreturn 0"), None,
+         "harness", "attributes on its function choose_skill()"),
     Case("module-attribute", POLICY, "import random\n" + policy_with("random.random = 1\nreturn 0"), None,
          "allow-list", "module-level objects"),
     Case("mutable-default", POLICY, VALID_POLICY + "\n\ndef helper(x, seen=[]):\n    return seen\n", None,
