@@ -180,8 +180,9 @@ def run_isolated(
         finally:
             os.close(req_r)
             os.close(resp_w)
-        events, error, timed_out = _converse(proc, req_w, resp_r, request, limits, start, on_event)
-        req_w = resp_r = -1  # closed by _converse
+        fds = (req_w, resp_r)
+        req_w = resp_r = -1  # _converse closes both, whatever happens (no double close in a threaded server)
+        events, error, timed_out = _converse(proc, *fds, request, limits, start, on_event)
         returncode = proc.returncode
         if error is None:
             if not events or events[-1].get("event") != "exit":
@@ -240,7 +241,6 @@ def _converse(
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
     """Send the request, read JSON lines until EOF; kill the group on timeout or overflow."""
     deadline = start + limits.wall_s
-    os.set_blocking(req_w, False)
     pending = memoryview(request)
     buf = bytearray()
     received = 0
@@ -250,9 +250,10 @@ def _converse(
     writing = True
     # selectors (epoll), not select(): a busy server's descriptors can be numbered past 1024.
     sel = selectors.DefaultSelector()
-    sel.register(resp_r, selectors.EVENT_READ)
-    sel.register(req_w, selectors.EVENT_WRITE)
     try:
+        os.set_blocking(req_w, False)
+        sel.register(resp_r, selectors.EVENT_READ)
+        sel.register(req_w, selectors.EVENT_WRITE)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
