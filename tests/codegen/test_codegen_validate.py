@@ -150,3 +150,19 @@ def test_harness_replay_catches_state_kept_outside_memory() -> None:
         _harness_policy(policy, episodes, _Timer())
     assert "replaying an episode gives the same answers" in _harness_policy(
         SandboxedPolicy(VALID_POLICY), episodes, _Timer())
+
+
+def test_concurrent_validations_are_independent() -> None:
+    # The service validates from several threads at once: each gets its own child and verdict.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hostile_corpus import CASES
+
+    loop = next(c for c in CASES if c.id == "infinite-loop")
+    jobs = [(VALID_POLICY, "task_policy"), (loop.source, loop.kind), (reference_skill_functions_source(),
+                                                                      "skill_functions")]
+    with ThreadPoolExecutor(3) as pool:
+        reports = list(pool.map(lambda job: validate_code(*job), jobs))
+    assert reports[0].valid and reports[2].valid
+    assert reports[1].failed_stage == "harness"
+    assert reports[2].agreement is not None and reports[0].agreement is None
