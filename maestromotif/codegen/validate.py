@@ -169,10 +169,6 @@ _CONSTANT_NODES = (ast.Constant, ast.Tuple, ast.Name, ast.UnaryOp, ast.BinOp, as
 _MODULE_IMPORTS = ("random", "math")
 
 
-class _Reject(Exception):
-    pass
-
-
 def _line(node: ast.AST) -> str:
     return f"line {getattr(node, 'lineno', '?')}: "
 
