@@ -164,13 +164,12 @@ def run_isolated(
         )
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-                [sys.executable, "-I", "-c", bootstrap, json.dumps(paths), str(req_r), str(resp_w), workdir],
+                [sys.executable, "-I", "-B", "-c", bootstrap, json.dumps(paths), str(req_r), str(resp_w), workdir],
                 stdin=subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-                     "PYTHONDONTWRITEBYTECODE": "1"},
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},  # nothing inherited (-I ignores PYTHON* anyway)
                 close_fds=True,
                 pass_fds=(req_r, resp_w),
                 start_new_session=True,
