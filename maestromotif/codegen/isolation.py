@@ -345,8 +345,10 @@ class _Seccomp:
         import ctypes
         import ctypes.util
 
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
-        lib = ctypes.CDLL(name, use_errno=True)
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)  # Debian's libseccomp2
+        except OSError:
+            lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so", use_errno=True)
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
