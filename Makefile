@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install protos lock clean help
+.PHONY: run test bench install protos lock clean help dashboard
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -39,6 +39,9 @@ lock:  ## re-resolve requirements.in into requirements.lock
 	$(PY) -m pip install --quiet pip-tools==7.6.2
 	$(VENV)/bin/pip-compile --quiet --no-emit-index-url --no-emit-find-links --generate-hashes \
 	  --strip-extras --allow-unsafe -o requirements.lock requirements.in
+
+dashboard: install  ## regenerate the Grafana dashboard JSON of the Helm chart from maestromotif/observability/dashboard.py
+	$(PY) -m maestromotif.observability.dashboard
 
 clean:  ## remove the virtual environment
 	rm -rf $(VENV)

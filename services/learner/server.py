@@ -96,6 +96,8 @@ class _Metrics(EngineObserver):
         )
         self.reward_errors = Counter(p + "reward_call_errors_total", "Failed reward calls", registry=registry)
         self.dropped = Counter(p + "dropped_trajectories_total", "Trajectories dropped", ["reason"], registry=registry)
+        for reason in ("reward", "actor_gone"):  # exported at 0 from the start (the engine's two reasons)
+            self.dropped.labels(reason=reason)
         self.actors = Gauge(p + "connected_actors", "Connected actor streams", registry=registry)
         self.envs = Gauge(p + "connected_envs", "Environments across connected actors", registry=registry)
         self.skill_return = Histogram(
@@ -111,6 +113,8 @@ class _Metrics(EngineObserver):
             buckets=(10, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
         )
         self.checkpoints = Counter(p + "checkpoints_total", "Checkpoints written", registry=registry)
+        # Alerts tell a stalled training learner from a serve-mode one (which trains nothing).
+        self.training = Gauge(p + "training", "1 in train mode, 0 in serve (inference-only) mode", registry=registry)
         self.engine: TrainingEngine | None = None
 
     def on_inference(self, batch_size: int, latency_s: float) -> None:
@@ -233,6 +237,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
         self.config = config
         self.ctx = ctx
         self.metrics = _Metrics(ctx.registry)
+        self.metrics.training.set(1 if config.mode == "train" else 0)
         self.driver = None
         self.reward_channel = None
         settings = config.training_settings()

@@ -66,6 +66,10 @@ class RewardMetrics:
         self.requests = Counter(
             "maestromotif_reward_requests", "Score calls by outcome (ok, invalid, error).", ["outcome"], registry=registry
         )
+        # Export every outcome from the start (at 0): an error-rate alert then sees the first error,
+        # and a ratio over outcomes has a numerator before anything failed.
+        for outcome in ("ok", "invalid", "error"):
+            self.requests.labels(outcome)
         self.samples = Counter("maestromotif_reward_samples", "Transitions scored.", registry=registry)
         self.request_batch = Histogram(
             "maestromotif_reward_request_batch_size", "Transitions per Score call.", buckets=_BATCH_BUCKETS,
