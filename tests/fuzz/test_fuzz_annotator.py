@@ -12,7 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from conftest import RSS_BOUND_BYTES, Tally, code_of, open_channel, raw_unary, rss
+from fuzzkit import RSS_BOUND_BYTES, Tally, code_of, open_channel, raw_unary, rss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

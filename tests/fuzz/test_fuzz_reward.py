@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 import pytest
-from conftest import ALLOWED, RSS_BOUND_BYTES, Tally, code_of, open_channel, raw_unary, rss
+from fuzzkit import ALLOWED, RSS_BOUND_BYTES, Tally, code_of, open_channel, raw_unary, rss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
