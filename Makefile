@@ -25,6 +25,10 @@ run: install  ## run the main job on embedded defaults: the whole method, end to
 test: install  ## install and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+.PHONY: fuzz
+fuzz: install  ## fuzz every RPC of reward, learner, annotator (hypothesis; also part of make test)
+	$(PY) -m pytest tests/fuzz -q
+
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
 	$(PY) -m benchmarks
 

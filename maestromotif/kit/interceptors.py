@@ -166,12 +166,21 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 log.debug("call ok", extra={"method": method, "seconds": round(elapsed, 6)})
             request_id_var.reset(token)
 
+        streaming_request = bool(handler.request_streaming)
+
+        def checked(request: Any, context: grpc.ServicerContext) -> Any:
+            if not streaming_request:
+                if isinstance(request, _Undecodable):
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+                return request
+            return _checked_stream(request, context)
+
         def wrap_unary_response(fn: Callable) -> Callable:
             def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
                 state = begin(context)
                 exc: BaseException | None = None
                 try:
-                    return fn(request, context)
+                    return fn(checked(request, context), context)
                 except BaseException as e:
                     exc = e
                     raise
@@ -185,7 +194,7 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
                 state = begin(context)
                 exc: BaseException | None = None
                 try:
-                    yield from fn(request, context)
+                    yield from fn(checked(request, context), context)
                 except BaseException as e:
                     exc = e
                     raise
@@ -194,6 +203,8 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
 
             return wrapped
 
+        if handler.request_deserializer is not None:
+            handler = handler._replace(request_deserializer=_tolerant(handler.request_deserializer))
         if handler.unary_unary:
             return handler._replace(unary_unary=wrap_unary_response(handler.unary_unary))
         if handler.unary_stream:
@@ -203,6 +214,37 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):
         if handler.stream_stream:
             return handler._replace(stream_stream=wrap_stream_response(handler.stream_stream))
         return handler
+
+
+class _Undecodable:
+    """Stands for a request whose bytes do not parse, so that the call answers INVALID_ARGUMENT.
+
+    gRPC itself would answer INTERNAL ("Exception deserializing request!") and log a traceback
+    for every such message: a caller's mistake reported as a server fault (issue 15.3).
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _tolerant(deserialize: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 - any parse failure is the caller's malformed message
+            kind = getattr(deserialize, "__qualname__", "").split(".")[0] or "message"
+            return _Undecodable(f"request: {len(data)} bytes are not a valid {kind} ({type(exc).__name__})")
+
+    return parse
+
+
+def _checked_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, request.reason)
+        yield request
 
 
 def _is_abort(exc: BaseException) -> bool:

@@ -63,6 +63,10 @@ class ActorGone(RuntimeError):
     """The actor was removed (disconnected or unknown)."""
 
 
+class ActorBusy(RuntimeError):
+    """The actor already has an open stream; a second one would interleave its rollouts."""
+
+
 @dataclass
 class _Actor:
     actor_id: str
@@ -73,6 +77,8 @@ class _Actor:
     generation: int = 0  # increments on removal so late trajectories are recognised
     alive: bool = True
     runs: SkillRunTracker = field(default_factory=lambda: SkillRunTracker(0))  # per-skill returns
+    registered_at: float = field(default_factory=time.monotonic)
+    claimed: bool = False  # an Act stream serves this actor
 
 
 @dataclass
@@ -223,11 +229,34 @@ class TrainingEngine:
             actor.generation += 1
             self._report_actors()
 
+    def claim(self, actor_id: str) -> int:
+        """Bind an actor to the stream that serves it; returns its number of envs."""
+        with self._actors_lock:
+            actor = self._actors.get(actor_id)
+            if actor is None:
+                raise ActorGone(f"actor_id: unknown or disconnected actor {actor_id[:64]!r}")
+            if actor.claimed:
+                raise ActorBusy(f"actor_id: actor {actor_id[:64]!r} already has an open Act stream")
+            actor.claimed = True
+            return actor.num_envs
+
+    def purge_unclaimed(self, older_than_s: float) -> int:
+        """Forget actors registered more than ``older_than_s`` ago that never opened a stream.
+
+        Without this, clients that register and vanish would hold every actor slot forever.
+        """
+        cutoff = time.monotonic() - older_than_s
+        with self._actors_lock:
+            stale = [a for a in self._actors.values() if not a.claimed and a.registered_at <= cutoff]
+        for actor in stale:
+            self.remove_actor(actor.actor_id)
+        return len(stale)
+
     def actor_envs(self, actor_id: str) -> int:
         with self._actors_lock:
             actor = self._actors.get(actor_id)
         if actor is None:
-            raise ActorGone(f"actor_id: unknown or disconnected actor {actor_id!r}")
+            raise ActorGone(f"actor_id: unknown or disconnected actor {actor_id[:64]!r}")
         return actor.num_envs
 
     def _report_actors(self) -> None:
@@ -239,7 +268,7 @@ class TrainingEngine:
         with self._actors_lock:
             actor = self._actors.get(actor_id)
         if actor is None or not actor.alive:
-            raise ActorGone(f"actor_id: unknown or disconnected actor {actor_id!r}")
+            raise ActorGone(f"actor_id: unknown or disconnected actor {actor_id[:64]!r}")
         if obs.num_envs != actor.num_envs:
             raise ValueError(f"num_envs: got {obs.num_envs}, actor registered {actor.num_envs}")
         req = _Request(actor, obs)

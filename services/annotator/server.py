@@ -37,7 +37,15 @@ from maestromotif.v1 import annotator_pb2, annotator_pb2_grpc, common_pb2
 
 log = logging.getLogger(__name__)
 
-_PAIR_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_PAIR_ID_RE = re.compile(r"[0-9a-f]{32}")
+_MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # e.g. a component longer than NAME_MAX: no dataset there
+        return False
 _STATE = {RUNNING: annotator_pb2.RUNNING, SUCCEEDED: annotator_pb2.SUCCEEDED, FAILED: annotator_pb2.FAILED,
           WAITING: annotator_pb2.WAITING_FOR_BACKEND}
 
@@ -162,7 +170,7 @@ class AnnotatorServicer(annotator_pb2_grpc.AnnotatorServicer):
                 first = _transition(pair.first, f"pairs[{i}].first")
                 second = _transition(pair.second, f"pairs[{i}].second")
                 pair_id = pair.pair_id or compute_pair_id(first, second)
-                if not _PAIR_ID_RE.match(pair_id):
+                if not _PAIR_ID_RE.fullmatch(pair_id):  # match() let a trailing newline through
                     raise BadRequest(f"pairs[{i}].pair_id: {pair.pair_id[:40]!r} is not 32 lower-case hex chars")
                 parsed.append((pair_id, first, second))
             annotator = self._annotator(request.strategy)
@@ -191,8 +199,14 @@ class AnnotatorServicer(annotator_pb2_grpc.AnnotatorServicer):
     def _confined(self, value: str, field: str) -> Path:
         if not value:
             raise BadRequest(f"{field}: empty")
+        if len(value) > _MAX_PATH_CHARS or "\x00" in value:
+            # resolve() raised ValueError (NUL) or OSError (name too long): UNKNOWN to the caller.
+            raise BadRequest(f"{field}: not a usable path (NUL byte, or longer than {_MAX_PATH_CHARS} characters)")
         root = self.config.data_root.resolve()
-        path = (root / value).resolve() if not os.path.isabs(value) else Path(value).resolve()
+        try:
+            path = (root / value).resolve() if not os.path.isabs(value) else Path(value).resolve()
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise BadRequest(f"{field}: {value[:80]!r} cannot be resolved ({type(exc).__name__})") from None
         if path != root and root not in path.parents:
             raise BadRequest(f"{field}: {value!r} is outside the data root {root}")
         return path
@@ -201,7 +215,7 @@ class AnnotatorServicer(annotator_pb2_grpc.AnnotatorServicer):
         try:
             pairs_dir = self._confined(request.pairs_dir, "pairs_dir")
             labels_dir = self._confined(request.labels_dir, "labels_dir")
-            if not (pairs_dir / "manifest.json").is_file():
+            if not _is_file(pairs_dir / "manifest.json"):
                 raise BadRequest(f"pairs_dir: {request.pairs_dir!r} holds no pair dataset (manifest.json)")
             skills = tuple(sorted({self._skill(s, "skills") for s in request.skills})) or tuple(Skill)
             num_shards = request.num_shards or 1

@@ -28,7 +28,7 @@ from maestromotif.kit.config import ServiceConfig
 from maestromotif.kit.server import ServiceContext, ServiceSpec
 from maestromotif.models.policy import NUM_ACTIONS
 from maestromotif.skills.ids import skill_name
-from maestromotif.training.engine import ActorGone, EngineObserver, TrainingEngine
+from maestromotif.training.engine import ActorBusy, ActorGone, EngineObserver, TrainingEngine
 from maestromotif.training.settings import TrainingFields
 from maestromotif.training.trajectories import StepObservation
 from maestromotif.v1 import common_pb2, learner_pb2, learner_pb2_grpc, reward_pb2, reward_pb2_grpc
@@ -53,6 +53,9 @@ class LearnerConfig(ServiceConfig, TrainingFields):
     reward_workers: int = Field(2, ge=1, le=32, description="concurrent reward calls (pipelined with inference)")
     max_envs_per_actor: int = Field(1024, ge=1, le=65536)
     max_actors: int = Field(64, ge=1, le=4096)
+    register_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="a registered actor that opens no Act stream within this long loses its slot"
+    )
     inference_wait_ms: float = Field(5.0, ge=0, le=1000, description="how long to merge steps of several actors")
     max_backlog_batches: float = Field(
         2.0, gt=0, le=64, description="batches of trajectories that may wait for training before actors are slowed"
@@ -304,6 +307,9 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
             )
         if len(request.actor_name) > 256:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "actor_name: longer than 256 characters")
+        stale = self.engine.purge_unclaimed(self.config.register_timeout_s)
+        if stale:
+            log.info("forgot %d registered actors that never opened an Act stream", stale)
         if self.engine.connected()[0] >= self.config.max_actors:
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"actors: at most {self.config.max_actors} connected")
         actor_id = self.engine.add_actor(int(request.num_envs), request.actor_name)
@@ -327,9 +333,16 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
                 if self.ctx.stopping.is_set():
                     context.abort(grpc.StatusCode.UNAVAILABLE, "learner: shutting down")
                 if actor_id is None:
-                    actor_id = msg.actor_id
-                    if not actor_id:
+                    if not msg.actor_id:
                         context.abort(grpc.StatusCode.INVALID_ARGUMENT, "actor_id: missing on the first message")
+                    try:
+                        self.engine.claim(msg.actor_id)
+                    except ActorGone as exc:
+                        context.abort(grpc.StatusCode.NOT_FOUND, f"{exc}; register again")
+                    except ActorBusy as exc:
+                        context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+                    # Only a stream that claimed the actor may remove it when it ends.
+                    actor_id = msg.actor_id
                 elif msg.actor_id and msg.actor_id != actor_id:
                     context.abort(grpc.StatusCode.INVALID_ARGUMENT, "actor_id: changed within one stream")
                 try:
