@@ -64,8 +64,10 @@ def eval_command(
                                           help="Episodes per task and condition.")] = 20,
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint file, or experiment folder "
                                                                   "(its latest checkpoint).")] = Path("runs/policy"),
-    policies: Annotated[str, typer.Option("--policies", help="'reference' (hand-written policies over skills) or "
-                                                             "the SHA-256 of a validated TASK_POLICY artifact.")] = "reference",
+    policies: Annotated[str, typer.Option("--policies", help="'reference' (hand-written policies over skills), "
+                                                             "'generated' (each task's newest validated composed policy "
+                                                             "in --artifacts) or an artifact's SHA-256.")] = "reference",
+    artifacts: Annotated[Path, typer.Option("--artifacts", help="Artifact store of generated policies.")] = Path("data/artifacts"),
     conditions: Annotated[str, typer.Option("--conditions", help="Comma-separated: trained, untrained "
                                                                  "(fresh network), random (actions).")] = "trained,untrained,random",
     seed: Annotated[int, typer.Option("--seed", min=0, help="Episode i plays dungeon seed+i in every task and condition.")] = 0,
@@ -123,7 +125,8 @@ def eval_command(
 
                 result = evaluate_tasks(
                     checkpoint, tasks=tasks, episodes=episodes, policies=policies, conditions=conds, seed=seed,
-                    max_steps=max_steps, batch=batch, workers=workers, untrained_seed=untrained_seed, progress=tick,
+                    max_steps=max_steps, batch=batch, workers=workers, untrained_seed=untrained_seed,
+                    artifacts=artifacts, progress=tick,
                 )
     except TaskEvaluationError as exc:
         console.print(f"[red]error: {exc}[/]")

@@ -148,20 +148,18 @@ class NetworkActions:
     """A skill network acting for ``num_envs`` games; the model may be shared with other sources.
 
     Each row keeps its own recurrent state, zeroed when ``dones`` says its episode restarted.
-    Forward passes of one model from several threads are safe (no_grad, no state on the model).
+    Actions are sampled from the network's distribution (as in training) with this source's own
+    seeded generator, so a seed replays the same game even while other episodes share the model.
     """
 
     def __init__(self, model: Any, info: dict[str, Any], num_envs: int, *, seed: int = 0) -> None:
-        import torch
-
         from maestromotif.training.sf2 import rnn_size_of, zeros_rnn
 
         self.model = model
         self.info = info
         self.device = next(model.parameters()).device
         self.rnn = zeros_rnn(num_envs, rnn_size_of(model), self.device)
-        # torch.multinomial draws from torch's global generator; seed it for reproducible runs
-        torch.manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
 
     def __call__(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
         from maestromotif.training.acting import act, reset_done_states
@@ -174,8 +172,13 @@ class NetworkActions:
             skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
             rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
         )
-        step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0)
-        return step.actions
+        step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0, deterministic=True)
+        logits = step.action_logits.astype(np.float64)
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probs /= probs.sum(axis=1, keepdims=True)
+        # inverse-CDF sampling, one uniform per row (the distribution torch.multinomial samples)
+        u = self.rng.random((n, 1))
+        return np.minimum((probs.cumsum(axis=1) < u).sum(axis=1), probs.shape[1] - 1)
 
 
 def load_trained(checkpoint: str | os.PathLike[str], device: str = "cpu") -> tuple[Any, dict[str, Any], Path]:
@@ -366,11 +369,16 @@ def play_episodes(
 
 
 # ---------------------------------------------------------------------------- policies over skills
-def policy_factory_for(task: str, policies: str) -> Callable[[], PolicyOverSkills]:
+DEFAULT_ARTIFACTS = "data/artifacts"
+
+
+def policy_factory_for(task: str, policies: str, artifacts: str | os.PathLike[str] = DEFAULT_ARTIFACTS
+                       ) -> Callable[[], PolicyOverSkills]:
     """Factory of the policy over skills a task runs under.
 
-    ``policies``: ``reference`` (the hand-written policy of ``maestromotif.skills.reference``) or
-    the SHA-256 of a validated TASK_POLICY artifact in the local artifact store.
+    ``policies``: ``reference`` (the hand-written policy of ``maestromotif.skills.reference``),
+    ``generated`` (the newest validated TASK_POLICY artifact composed for this task in the artifact
+    store ``artifacts``) or the SHA-256 of a validated TASK_POLICY artifact there.
     """
     if policies == "reference":
         from maestromotif.skills.reference import load_reference
@@ -381,27 +389,39 @@ def policy_factory_for(task: str, policies: str) -> Callable[[], PolicyOverSkill
             return load_reference(task)
 
         return make_reference
-    return artifact_policy_factory(policies)
+    if policies == "generated":
+        store = _artifact_store(artifacts)
+        found = [s for s in store.list() if s.kind == "task_policy" and s.task == task and s.valid]
+        if not found:
+            raise TaskEvaluationError(f"policies: no validated task policy for {task!r} in {artifacts} "
+                                      f"(compose it first: ComposeTask or the pipeline's compose stage)")
+        policies = found[-1].sha256  # newest
+    return artifact_policy_factory(policies, artifacts)
 
 
-def artifact_policy_factory(sha256: str, store_dir: str | os.PathLike[str] | None = None) -> Callable[[], PolicyOverSkills]:
-    """Factory loading a validated TASK_POLICY artifact from the artifact store (validated ones only)."""
+def _artifact_store(artifacts: str | os.PathLike[str]) -> Any:
+    try:
+        from maestromotif.codegen.artifacts import ArtifactStore
+    except ImportError as exc:
+        raise TaskEvaluationError(f"policies: generated policies need maestromotif.codegen ({exc})") from exc
+    return ArtifactStore(artifacts)
+
+
+def artifact_policy_factory(sha256: str, artifacts: str | os.PathLike[str] = DEFAULT_ARTIFACTS
+                            ) -> Callable[[], PolicyOverSkills]:
+    """Factory loading a validated policy artifact from the store (the store refuses unvalidated ones)."""
     import re
 
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
-        raise TaskEvaluationError(f"policies: {sha256!r} is neither 'reference' nor a lowercase hex SHA-256")
-    try:
-        from maestromotif.codegen import ArtifactStore  # type: ignore[attr-defined]
-    except ImportError as exc:
-        raise TaskEvaluationError(f"policies: generated policies need maestromotif.codegen ({exc})") from exc
-    store = ArtifactStore(store_dir) if store_dir is not None else ArtifactStore.default()
+        raise TaskEvaluationError(f"policies: {sha256!r} is not 'reference', 'generated' or a lowercase hex SHA-256")
+    store = _artifact_store(artifacts)
 
     def make_artifact() -> PolicyOverSkills:
         return store.load_policy(sha256)
 
     try:
         make_artifact()
-    except Exception as exc:  # noqa: BLE001 - the store says why (unknown, invalid, ...)
+    except Exception as exc:  # noqa: BLE001 - the store says why (unknown, unvalidated, ...)
         raise TaskEvaluationError(f"policies: artifact {sha256}: {exc}") from exc
     return make_artifact
 
@@ -551,6 +571,7 @@ class EvalSettings:
     batch: int
     untrained_seed: int
     device: str = "cpu"
+    artifacts: str = DEFAULT_ARTIFACTS
 
 
 _SOURCES: dict[tuple[str, str], Any] = {}  # per process: (checkpoint, condition) -> (model, info)
@@ -577,16 +598,14 @@ def play_unit(settings: EvalSettings, unit: WorkUnit, on_episode: Callable[[Epis
         model, info = _model_for(settings, unit.condition)
         source = NetworkActions(model, info, settings.batch, seed=base)
     return play_episodes(
-        spec, policy_factory_for(unit.task, settings.policies), source, unit.seeds, condition=unit.condition,
+        spec, policy_factory_for(unit.task, settings.policies, settings.artifacts), source, unit.seeds, condition=unit.condition,
         batch=settings.batch, max_steps=settings.max_steps, on_episode=on_episode, should_stop=should_stop,
     )
 
 
 def _worker_init() -> None:
+    # one thread per worker process; torch reads this when (and if) a network is loaded
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _worker_play(settings: EvalSettings, unit: WorkUnit) -> list[EpisodeRecord]:
@@ -615,6 +634,7 @@ def evaluate_tasks(
     workers: int = 1,
     untrained_seed: int = 12345,
     device: str = "cpu",
+    artifacts: str | os.PathLike[str] = DEFAULT_ARTIFACTS,
     progress: Callable[[EpisodeRecord], None] | None = None,
 ) -> TaskEvaluation:
     """Evaluate ``tasks`` under ``conditions``, ``episodes`` each, in ``workers`` processes.
@@ -636,9 +656,9 @@ def evaluate_tasks(
     if not 1 <= max_steps <= MAX_STEPS:
         raise TaskEvaluationError(f"max_steps: {max_steps} not in [1, {MAX_STEPS}]")
     for t in tasks:
-        policy_factory_for(t, policies)  # a bad policy fails before anything is played
+        policy_factory_for(t, policies, artifacts)  # a bad policy fails before anything is played
     _, info, path = load_trained(checkpoint, device)
-    settings = EvalSettings(str(path), policies, max_steps, batch, untrained_seed, device)
+    settings = EvalSettings(str(path), policies, max_steps, batch, untrained_seed, device, str(artifacts))
     units = plan_units(tasks, conditions, episodes, seed, batch)
     result = TaskEvaluation(
         checkpoint=str(path.resolve()), checkpoint_name=checkpoint_name(path), policy_version=int(info["policy_version"]),
@@ -729,7 +749,7 @@ def plot_evaluation(result: TaskEvaluation, out: str | os.PathLike[str]) -> Path
                      for t in summary for c in CONDITIONS} - {0})
     fig.suptitle(f"{result.checkpoint_name} (v{result.policy_version}), {result.policies} policies, "
                  f"episodes per task and condition: {', '.join(map(str, counts))}")
-    axes[0].legend(fontsize=8, loc="upper right")
+    next(ax for ax in axes if ax.get_visible()).legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -247,8 +247,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             self._reject(context, "artifact", grpc.StatusCode.FAILED_PRECONDITION, f"artifact {sha}: {exc}")
         return lambda: load_policy(code, name=f"artifact-{sha[:12]}")
 
-    def _actions(self, num_envs: int, context: grpc.ServicerContext) -> tuple[Any, int, Any]:
-        """(action source, policy version, closer) for ``num_envs`` games."""
+    def _actions(self, num_envs: int, context: grpc.ServicerContext, seed: int) -> tuple[Any, int, Any]:
+        """(action source, policy version, closer) for ``num_envs`` games; local sampling is seeded."""
         if self.config.inference == "learner":
             try:
                 src = LearnerActions(self.learner_channel(), num_envs, self.config.peer_deadline_s)
@@ -261,7 +261,6 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         except ValueError as exc:
             self._reject(context, "inference", grpc.StatusCode.FAILED_PRECONDITION,
                          f"no skill network to play with: {exc}")
-        seed = int.from_bytes(hashlib.sha256(f"{time.time_ns()}".encode()).digest()[:4], "little")
         return NetworkActions(model, info, num_envs, seed=seed), int(info["policy_version"]), (lambda: None)
 
     def _slot(self, context: grpc.ServicerContext) -> str:
@@ -310,7 +309,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.metrics.active.inc()
         try:
             context.add_callback(cancelled.set)  # runs when the RPC ends for any reason, cancel included
-            actions, version, closer = self._actions(1, context)
+            actions, version, closer = self._actions(1, context, int(request.seed))
             game = TaskGame(spec, factory(), max_steps=max_steps)
             with self._lock:
                 self.open_envs += 1
@@ -364,7 +363,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         closer: Any = None
         self.metrics.active.inc()
         try:
-            actions, version, closer = self._actions(batch, context)
+            actions, version, closer = self._actions(batch, context, int(request.seed))
             seeds = [int(request.seed) + i for i in range(n)]
             with self._lock:
                 self.open_envs += batch

@@ -134,10 +134,20 @@ def test_bad_requests_name_the_field(agent: Any) -> None:
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and text in err.value.details()
 
 
+def _long_seed(c: AgentClient, task: str, min_steps: int) -> int:
+    """A seed whose episode lasts at least ``min_steps`` (a seed replays the same game and actions)."""
+    for seed in range(30):
+        end = list(c.play({"task_name": task}, seed=seed, max_steps=10_000, step_event_every=0))[-1].end
+        if end.steps >= min_steps:
+            return seed
+    raise AssertionError(f"no {task} episode of {min_steps} steps in 30 seeds")
+
+
 def test_cancelled_stream_frees_its_env_and_the_callers_slot(agent: Any) -> None:
     servicer = agent.service.ctx.agent
     with _client(agent) as c:
-        stream = c.play({"task_name": "delphi"}, seed=1, max_steps=10_000, step_event_every=1)
+        seed = _long_seed(c, "transactions", 100)
+        stream = c.play({"task_name": "transactions"}, seed=seed, max_steps=10_000, step_event_every=1)
         first = next(stream)
         assert first.WhichOneof("event") in ("step", "message", "skill_switch")
         assert servicer.open_envs == 1
@@ -148,6 +158,7 @@ def test_cancelled_stream_frees_its_env_and_the_callers_slot(agent: Any) -> None
         with pytest.raises(grpc.RpcError) as err:
             c.evaluate({"task_name": "gnomish"}, episodes=1, max_steps=5)
         assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert servicer.open_envs == 1  # still playing: the refusals were the bound, not a finished episode
         stream.cancel()
         assert _wait(lambda: servicer.open_envs == 0 and servicer.slots.open() == 0), "env not freed after cancel"
         # the slot is free again
@@ -155,7 +166,7 @@ def test_cancelled_stream_frees_its_env_and_the_callers_slot(agent: Any) -> None
         assert events[-1].end.steps <= 5
     text = _metrics(agent)
     assert 'maestromotif_agent_rejected_total{reason="caller_limit"} 2.0' in text
-    assert _wait(lambda: 'maestromotif_agent_episodes_total{outcome="cancelled",task="delphi"} 1.0' in _metrics(agent))
+    assert _wait(lambda: 'maestromotif_agent_episodes_total{outcome="cancelled",task="transactions"} 1.0' in _metrics(agent))
     assert "maestromotif_agent_active_episodes 0.0" in _metrics(agent)
 
 
@@ -215,3 +226,19 @@ def test_service_is_discoverable() -> None:
     cfg = spec.load_config(overrides={}, )
     assert cfg.max_episodes_per_caller >= 1
     assert isinstance(common_pb2.ServerInfo(), common_pb2.ServerInfo) and agent_pb2.PlayTaskRequest().max_steps == 0
+
+
+def test_inference_from_the_learner_in_serve_mode(checkpoint: Path) -> None:
+    from services.learner.server import SPEC as LEARNER
+
+    ckpt = sorted((checkpoint / "checkpoint_p0").glob("checkpoint_*.pth"))[-1]
+    with running(LEARNER, mode="serve", checkpoint=ckpt) as ln:
+        with running(SPEC, inference="learner", learner_address=ln.address) as ag:
+            with AgentClient(ag.address) as c:
+                assert c.info().details["learner_address"] == ln.address
+                events = list(c.play({"task_name": "gnomish"}, seed=1, max_steps=15, step_event_every=5))
+                end = events[-1].end
+                assert end.steps <= 15 and [e.step.step for e in events if e.HasField("step")] == [
+                    s for s in (5, 10, 15) if s <= end.steps]
+                r = c.evaluate({"task_name": "delphi"}, episodes=2, max_steps=10)
+                assert r.episodes == 2 and r.metric == "success"
