@@ -72,7 +72,8 @@ def eval_command(
                                                                  "(fresh network), random (actions).")] = "trained,untrained,random",
     seed: Annotated[int, typer.Option("--seed", min=0, help="Episode i plays dungeon seed+i in every task and condition.")] = 0,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=10_000, help="Agent steps per episode (method: 10,000).")] = 10_000,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=256, help="Games played in lockstep per process.")] = 4,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=256, help="Games played in lockstep per process "
+                                                                     "(one batched forward per step).")] = 16,
     workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Parallel worker processes.")] = 1,
     untrained_seed: Annotated[int, typer.Option("--untrained-seed", min=0, help="Seed of the untrained network's init.")] = 12345,
     out: Annotated[Path | None, typer.Option("--out", help="Write the result (every episode + summary) as JSON here.")] = None,

@@ -23,7 +23,6 @@ import hashlib
 import logging
 import queue
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
@@ -35,7 +34,6 @@ from pydantic import Field
 from maestromotif.agent.session import CallerSlots, EndInfo, MessageInfo, StepInfo, SwitchInfo, play_session
 from maestromotif.kit.config import ServiceConfig
 from maestromotif.kit.server import ServiceContext, ServiceSpec
-from maestromotif.skills.contract import PolicyOverSkills
 from maestromotif.tasks.detect import TaskOutcome
 from maestromotif.tasks.evaluation import (
     MAX_STEPS,

@@ -20,7 +20,7 @@ from maestromotif.cli import app
 from maestromotif.kit import ClientOptions
 from maestromotif.kit.testing import running
 from maestromotif.skills.reference import reference_source
-from maestromotif.v1 import agent_pb2, agent_pb2_grpc, codegen_pb2, codegen_pb2_grpc, common_pb2
+from maestromotif.v1 import agent_pb2_grpc, codegen_pb2, codegen_pb2_grpc
 from services.actors.agent import SPEC
 
 TOKEN = "s3cret-token"
@@ -223,9 +223,13 @@ def test_service_is_discoverable() -> None:
     assert "agent" in available_services() and "actors" in available_services()
     spec = load_spec("agent")
     assert (spec.default_port, spec.default_metrics_port) == (50056, 9096)
-    cfg = spec.load_config(overrides={}, )
-    assert cfg.max_episodes_per_caller >= 1
-    assert isinstance(common_pb2.ServerInfo(), common_pb2.ServerInfo) and agent_pb2.PlayTaskRequest().max_steps == 0
+    import os
+
+    os.environ["MAESTROMOTIF_AGENT_MAX_EPISODES_PER_CALLER"] = "7"
+    try:
+        assert spec.load_config().max_episodes_per_caller == 7  # the MAESTROMOTIF_AGENT_ prefix
+    finally:
+        del os.environ["MAESTROMOTIF_AGENT_MAX_EPISODES_PER_CALLER"]
 
 
 def test_inference_from_the_learner_in_serve_mode(checkpoint: Path) -> None:
