@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from maestromotif.codegen import ArtifactKind
-from maestromotif.codegen.testapi import describe_test_api
+from maestromotif.codegen.contracts import contract_for
 from maestromotif.llm import ChatMessage
-from maestromotif.skills.contract import contract_text
 from maestromotif.skills.descriptions import SKILL_SUMMARIES
 from maestromotif.skills.ids import SKILL_NAMES, Skill
 from maestromotif.skills.reference import REFERENCE_NAMES, TRAINING_POLICY, reference_source
@@ -125,7 +124,7 @@ def task_policy_prompt(task_text: str, *, exclude_reference: str | None, example
     user = (
         "An agent plays NetHack with five skills. A policy over skills picks which skill runs next each time "
         "the running skill ends.\n\nSkills:\n"
-        f"{skills_text()}\n\n{contract_text()}\n\n{describe_test_api()}\n{GAME_FACTS}\n\n"
+        f"{skills_text()}\n\n{contract_for(ArtifactKind.TASK_POLICY)}\n\n{GAME_FACTS}\n\n"
         f"{_examples_text(names)}\n\n"
         f"Task: {task_text}\n\n"
         "First say in two or three sentences what the policy must do and what it can and cannot control. "
@@ -152,7 +151,7 @@ def training_policy_prompt(*, examples: int = DEFAULT_EXAMPLES) -> Prompt:
     user = (
         "An agent plays NetHack with five skills. A policy over skills picks which skill runs next each time "
         "the running skill ends.\n\nSkills:\n"
-        f"{skills_text()}\n\n{contract_text()}\n\n{describe_test_api()}\n{GAME_FACTS}\n\n"
+        f"{skills_text()}\n\n{contract_for(ArtifactKind.TRAINING_POLICY)}\n\n{GAME_FACTS}\n\n"
         f"{_examples_text(names)}\n\n"
         f"{TRAINING_REQUEST}\n\n"
         "Write the complete policy in one ```python block, following the contract exactly. "
@@ -173,25 +172,6 @@ SKILL_RULES: dict[Skill, tuple[str, str]] = {
                      "it found", "after 20*D game turns"),
 }
 
-SKILL_FUNCTIONS_CONTRACT = (
-    "Write Python in a small subset: no imports except random and math, no classes, no lambda, no try, "
-    "no I/O, no names or attributes starting with '_'. Skill ids are predefined constants: "
-    + ", ".join(f"{s.name} = {int(s)}" for s in Skill) + ".\n"
-    "Define at module level:\n"
-    "  def skill_precondition(crop, num_items):  # -> (worshipper_pre, merchant_pre), two bools\n"
-    "  def skill_termination(skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, base_turns):"
-    "  # -> bool, whether the running skill ends now\n"
-    "crop is the 7x7 neighbourhood of the hero (the hero is at the centre, row 3 column 3):\n"
-    "  crop.chars: 7 strings of 7 map characters ('_' altar, '@' a human such as a shopkeeper, '>' '<' stairs)\n"
-    "  crop.colors: 7 tuples of 7 colour numbers (7 grey, 15 white)\n"
-    "  crop.monsters: 7 tuples of 7 monster names ('shopkeeper', 'aligned priest', ... or '')\n"
-    "  crop.features: 7 tuples of 7 map feature names ('altar', 'staircase down', ... or '')\n"
-    "num_items: how many items the hero picked up this episode. skill_turns: game turns the skill has run; "
-    "base_turns: D. Any skill must end as soon as worshipper_pre or merchant_pre is true, so that the "
-    "policy over skills can switch to it."
-)
-
-
 def skill_functions_prompt(skills: Sequence[Skill] = tuple(Skill)) -> Prompt:
     """GenerateSkillFunctions: initiation and termination of the given skills (all five by default)."""
     if not skills:
@@ -211,7 +191,7 @@ def skill_functions_prompt(skills: Sequence[Skill] = tuple(Skill)) -> Prompt:
     user = (
         "An agent plays NetHack with five skills. Write the functions that decide when the conditional skills "
         "may start and when the running skill ends.\n\nSkills and their rules:\n"
-        f"{rules}{keep}\n\n{SKILL_FUNCTIONS_CONTRACT}\n\n{describe_test_api()}\n"
+        f"{rules}{keep}\n\n{contract_for(ArtifactKind.SKILL_FUNCTIONS)}\n\n"
         "Write both functions in one ```python block, following the contract exactly. "
         f"{SKILL_TESTS_INSTRUCTION}"
     )
