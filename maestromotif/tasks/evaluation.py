@@ -647,10 +647,13 @@ def evaluate_tasks(
     device: str = "cpu",
     artifacts: str | os.PathLike[str] = DEFAULT_ARTIFACTS,
     progress: Callable[[EpisodeRecord], None] | None = None,
+    partial: Callable[[TaskEvaluation], None] | None = None,
 ) -> TaskEvaluation:
     """Evaluate ``tasks`` under ``conditions``, ``episodes`` each, in ``workers`` processes.
 
-    ``progress`` is called once per finished episode (in this process).
+    ``progress`` is called once per finished episode (in this process); ``partial`` with the
+    result so far after each episode (e.g. to save a run that may be cut short: units are
+    ordered so that any prefix covers every task and condition).
     """
     unknown = [t for t in tasks if t not in TASK_NAMES]
     if unknown or not tasks:
@@ -678,6 +681,9 @@ def evaluate_tasks(
     t0 = time.perf_counter()
     for rec in _run_units(settings, units, workers, progress):
         result.episodes.append(rec)
+        result.wall_seconds = time.perf_counter() - t0
+        if partial is not None:
+            partial(result)
     result.wall_seconds = time.perf_counter() - t0
     return result
 
