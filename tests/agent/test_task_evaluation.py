@@ -58,7 +58,8 @@ def test_cli_writes_json_and_chart_and_pools(checkpoint: Path, tmp_path: Path) -
     for seed in (0, 10):
         out = tmp_path / f"e{seed}.json"
         res = runner.invoke(app, ["eval", "--task", "buc", "--episodes", "1", "--checkpoint", str(checkpoint),
-                                  "--max-steps", "15", "--seed", str(seed), "--out", str(out)])
+                                  "--max-steps", "15", "--seed", str(seed), "--conditions", "trained,random",
+                                  "--batch", "1", "--out", str(out)])
         assert res.exit_code == 0, res.output
         assert "buc" in res.output and "1.60 ± 0.01" in res.output  # the paper's number beside ours
         assert out.with_suffix(".png").stat().st_size > 1000
