@@ -58,6 +58,22 @@ def evaluation_table(result: Any) -> Any:
     return table
 
 
+def evaluation_markdown(result: Any) -> str:
+    """The evaluation table in Markdown (for READMEs and reports)."""
+    summary = result.summary()
+    lines = ["| task | metric | paper (MaestroMotif) | trained: legacy | trained: strict | untrained net: legacy | "
+             "random actions: legacy | mean steps per episode (trained / untrained / random) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, e in summary.items():
+        conds = e["conditions"]
+        fmt = _fmt_rate if e["metric"] == "success" else _fmt_count
+        steps = " / ".join(f"{conds[c]['mean_steps']:.0f}" if c in conds else "-" for c in ("trained", "untrained", "random"))
+        lines.append(f"| {task} | {e['metric']} | {e['paper']} | {fmt(conds.get('trained'), 'legacy')} | "
+                     f"{fmt(conds.get('trained'), 'strict')} | {fmt(conds.get('untrained'), 'legacy')} | "
+                     f"{fmt(conds.get('random'), 'legacy')} | {steps} |")
+    return "\n".join(lines)
+
+
 def eval_command(
     task: Annotated[str, typer.Option("--task", help="'all' or one task name (see `maestromotif tasks`).")] = "all",
     episodes: Annotated[int, typer.Option("--episodes", min=1, max=100_000,
@@ -81,6 +97,7 @@ def eval_command(
                                                                "(default: next to --out).")] = None,
     pool: Annotated[list[Path] | None, typer.Option("--pool", help="Play nothing: pool these --out files of one "
                                                                   "checkpoint (repeat the option).")] = None,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Also print the table in Markdown.")] = False,
 ) -> None:
     """Evaluate the nine tasks zero-shot: the frozen skill network under each task's policy over skills.
 
@@ -145,6 +162,8 @@ def eval_command(
     if not console.is_terminal:
         console = Console(width=200)
     console.print(evaluation_table(result))
+    if markdown:
+        typer.echo(evaluation_markdown(result))
     console.print(f"{len(result.episodes)} episodes in {result.wall_seconds:.0f} s on {result.host}")
     if out is not None:
         atomic_write_text(out, json.dumps(result.to_dict(), indent=1))
