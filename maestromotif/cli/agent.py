@@ -104,8 +104,10 @@ def eval_command(
     Per task: the paper's metric (success rate with a 95% Wilson interval, or mean count ± s.e.),
     legacy and strict, beside the paper's number and two baselines played on the same dungeons:
     uniformly random actions and an untrained network (same architecture, fresh seeded init).
-    On a 2-core CPU an episode takes about 1-10 s (most end by death within a few hundred steps;
-    a 10,000-step episode takes about 1-2 min); see seconds_per_episode in the JSON.
+    CPU cost measured on a loaded 2-core machine (16 games per process, 2 processes): a 190k-sample
+    network's episodes (500-600 steps, ended by death) 5-9 s each, untrained network about 1 s,
+    random actions under 0.5 s; at that rate a 10,000-step episode costs about 2 min. The JSON
+    records seconds_per_episode per task and condition.
     """
     import time
 
