@@ -205,6 +205,8 @@ def play_command(
     from maestromotif.tasks import TASK_NAMES
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=130)  # piped: room for the 80-column screen and the side panel
     client = AgentClient(address, token=token)
     try:
         if task in TASK_NAMES:
