@@ -79,6 +79,10 @@ class ArtifactRecord(_Strict):
     created: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     transcript: tuple[Message, ...] = Field(default=(), max_length=MAX_MESSAGES)
     validation: dict[str, Any]
+    # One of the nine tasks whose detector evaluates this policy (ComposeTask --detector-task).
+    detector_task: str | None = Field(default=None, max_length=200)
+    # How the generation loop got here: examples shown, per-answer seeds, tokens, times, verdicts.
+    generation: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("validation")
     @classmethod
