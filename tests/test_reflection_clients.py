@@ -43,7 +43,24 @@ def _overrides(name: str, tmp: Path, started: dict[str, LocalService]) -> dict[s
         return {"learner_address": started["learner"].address, "processes": 1, "envs_per_process": 2, "seed": 3}
     if name == "annotator":
         return {"data_root": str(tmp / "annotator")}
+    if name == "codegen":
+        # An LLM server that is down (nothing listens there): generation RPCs must answer
+        # UNAVAILABLE quickly instead of running minutes of real generation in this test.
+        return {"backend": "openai", "llm_url": f"http://127.0.0.1:{_closed_port()}/v1", "llm_timeout_s": 5.0,
+                "store_dir": str(tmp / "artifacts")}
+    if name == "agent":
+        return {"checkpoint": str(tmp / "no-checkpoint-yet"), "codegen_address": started["codegen"].address,
+                "learner_address": started["learner"].address}
     raise KeyError(name)
+
+
+def _closed_port() -> int:
+    """A loopback port with nothing listening on it (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # Peers first, so that each service finds what it calls.

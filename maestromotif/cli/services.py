@@ -18,7 +18,7 @@ from maestromotif.kit.server import ServiceSpec, available_services, load_spec
 
 # Start order when dependencies do not decide it; also the order of --base-port offsets,
 # which matches the default ports (learner 50051, actors 50052, reward 50053, ...).
-CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen")
+CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen", "agent")
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -51,7 +51,7 @@ def start_order(specs: dict[str, ServiceSpec]) -> list[str]:
 
 def up_command(
     services: Annotated[str | None, typer.Option(help="Comma-separated services to start (default: all available).")] = None,
-    base_port: Annotated[int | None, typer.Option(help="gRPC ports base+0.. in learner, actors, reward, annotator, codegen order.")] = None,
+    base_port: Annotated[int | None, typer.Option(help="gRPC ports base+0.. in learner, actors, reward, annotator, codegen, agent order.")] = None,
     base_metrics_port: Annotated[int | None, typer.Option(help="Metrics ports base+0.. in the same order.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", "-s", help="service.field=value passed to one service; repeatable.")] = None,
     start_timeout: Annotated[float, typer.Option(help="Seconds each service has to report SERVING.")] = 120.0,
