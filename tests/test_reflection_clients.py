@@ -11,6 +11,7 @@ server must still be SERVING afterwards.
 from __future__ import annotations
 
 import base64
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,6 +21,9 @@ import grpc
 import numpy as np
 import pytest
 from grpc_requests.client import ReflectionClient
+
+sys.path.insert(0, str(Path(__file__).parent / "llm"))
+from tgi_double import TGIDouble  # noqa: E402
 
 from maestromotif.kit import available_services, load_spec
 from maestromotif.kit.client import check_health
@@ -44,23 +48,15 @@ def _overrides(name: str, tmp: Path, started: dict[str, LocalService]) -> dict[s
     if name == "annotator":
         return {"data_root": str(tmp / "annotator")}
     if name == "codegen":
-        # An LLM server that is down (nothing listens there): generation RPCs must answer
-        # UNAVAILABLE quickly instead of running minutes of real generation in this test.
-        return {"backend": "openai", "llm_url": f"http://127.0.0.1:{_closed_port()}/v1", "llm_timeout_s": 5.0,
+        # The LLM is a loopback TGI double answering prose without code: generation RPCs then
+        # finish in moments (no code, a failed validation) instead of minutes of real generation.
+        return {"backend": "tgi", "llm_url": started["llm"].url, "llm_timeout_s": 10.0,
                 "store_dir": str(tmp / "artifacts")}
     if name == "agent":
         return {"checkpoint": str(tmp / "no-checkpoint-yet"), "codegen_address": started["codegen"].address,
                 "learner_address": started["learner"].address}
     raise KeyError(name)
 
-
-def _closed_port() -> int:
-    """A loopback port with nothing listening on it (bound, then released)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # Peers first, so that each service finds what it calls.
@@ -70,15 +66,16 @@ _ORDER = ("reward", "learner", "actors", "annotator", "codegen", "agent")
 @contextmanager
 def _all_services(tmp: Path) -> Iterator[dict[str, LocalService]]:
     names = sorted(available_services(), key=lambda n: (_ORDER.index(n) if n in _ORDER else 99, n))
-    started: dict[str, LocalService] = {}
+    started: dict[str, Any] = {}
     with ExitStack() as stack:
+        started["llm"] = stack.enter_context(TGIDouble(reply="I would pick the discoverer first."))
         for name in names:
             try:
                 overrides = _overrides(name, tmp, started)
             except KeyError:
                 pytest.fail(f"service {name!r} has no start recipe in this test: every service must be covered")
             started[name] = stack.enter_context(running(load_spec(name), **overrides))
-        yield started
+        yield {k: v for k, v in started.items() if k != "llm"}
 
 
 def _call(client: ReflectionClient, service: str, method: str, timeout: float | None) -> grpc.StatusCode:
