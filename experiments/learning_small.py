@@ -19,6 +19,13 @@ Steps (all real components; nothing here stands in for a service):
    play never reaches;
 6. write ``results.json`` and ``learning_curves.png``.
 
+Beside returns, each skill's *competence* (maestromotif.skills.competence: runs that end deeper for
+the descender, higher for the ascender, reach an altar for the worshipper, see a price quote or
+sale for the merchant; new map squares per step for the discoverer) is recorded from the learner's
+status during training and from the evaluation, trained against random; ``reward_models`` names
+each given bundle's ``label_source`` (``llm``: the LLM's labels alone; ``llm+depth_prior:W``: the
+hand-coded depth prior added; ``unrecorded``: made before this was recorded, with the prior).
+
     # rule-labelled reward models, the method's batch and learning rate
     nice -n 10 .venv/bin/python experiments/learning_small.py --minutes 30 --out experiments/results/small
     # reward models from embedded-LLM labels (`maestromotif pipeline`), the run in the README
