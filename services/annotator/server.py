@@ -29,6 +29,7 @@ from maestromotif.annotation.strategies import (
     Annotator,
     ScoreCache,
     default_strategy,
+    label_source,
 )
 from maestromotif.kit import ServiceConfig, ServiceContext, ServiceSpec
 from maestromotif.llm import BackendUnavailable, LLMBackend, LLMError, ScoringUnsupported, make_backend
@@ -62,7 +63,8 @@ class AnnotatorConfig(ServiceConfig):
         "", description="Strategy when a request says DEFAULT (empty: score for embedded, compare otherwise).")
     tie_margin: float = Field(0.1, ge=0, le=100, description="Score strategy: |s1 - s2| at or below this is a tie.")
     depth_prior: float = Field(DEFAULT_DEPTH_PRIOR, ge=0, le=100,
-                               description="Score strategy: weight of the depth-direction prior from each skill's goal.")
+                               description="Score strategy: weight of a HAND-CODED depth-direction prior from each "
+                                           "skill's goal, added to the LLM's score (0, the default: the LLM alone).")
     max_pairs_per_call: int = Field(64, ge=1, le=4096, description="Largest AnnotatePairs batch accepted.")
     data_root: Path = Field(Path("data"), description="StartJob paths must lie under this directory.")
     max_jobs: int = Field(16, ge=1, le=1024, description="Jobs kept in memory (running or finished).")
@@ -272,7 +274,9 @@ class AnnotatorServicer(annotator_pb2_grpc.AnnotatorServicer):
         return common_pb2.ServerInfo(
             service="annotator", version=__version__, model_version=self.backend.model_id,
             details={"backend": self.backend.kind, "default_strategy": self.default,
-                     "tie_margin": str(self.config.tie_margin), "supports_scoring": str(self.backend.supports_scoring)},
+                     "tie_margin": str(self.config.tie_margin), "supports_scoring": str(self.backend.supports_scoring),
+                     "depth_prior": str(self.config.depth_prior),
+                     "label_source": label_source(self.config.depth_prior)},
         )
 
     def close(self) -> None:

@@ -17,7 +17,8 @@ def _run(venv: VecEnv | ProcessVecEnv, actions: np.ndarray) -> tuple[list[dict[s
     finished: list[EpisodeStats] = []
     for a in actions:
         obs, rew, done, tout, fin = venv.step(a)
-        trace.append({k: v.copy() for k, v in obs.items()} | {"rewards": rew.copy(), "dones": done.copy(), "time_outs": tout.copy()})
+        trace.append({k: v.copy() for k, v in obs.items()} | {"rewards": rew.copy(), "dones": done.copy(), "time_outs": tout.copy(),
+                                                             "competence": venv.competence.copy()})
         finished += fin
     return trace, finished
 

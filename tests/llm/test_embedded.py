@@ -69,19 +69,31 @@ def test_real_model_file_verified(backend) -> None:
 
 
 def test_score_strategy_on_clear_cases(backend) -> None:
-    annotator = Annotator(backend, "score")
+    annotator = Annotator(backend, "score")  # the default: the LLM's judgement alone
+    assert annotator.depth_prior == 0.0 and annotator.label_source == "llm"
     cases = {c.index: c for c in load_checkset()}
-    # clear-cut cases from the shipped check set, both orders
-    for index in (2, 3, 23, 29, 54, 55):
+    # clear-cut cases from the shipped check set, both orders, two with a level change each way
+    for index in (2, 3, 23, 54, 55):
         case = cases[index]
         result = annotator.annotate(case.skill, case.first, case.second)
         assert result.label == case.expected, (index, result.raw_text)
+        assert "llm only" in result.raw_text
     # identical messages score identically: a tie, and the second score is a cache hit
     same = Transition("", "You kill the lichen!", (1, 0, 5, 5, 1, 1), (1, 0, 5, 5, 1, 1))
     hits = annotator.cache.hits
     tie = annotator.annotate(cases[2].skill, same, same)
     assert tie.label == 2 and tie.first_score == tie.second_score
     assert annotator.cache.hits == hits + 1
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "the 0.5B model alone ranks 'You find a hidden passage.' above 'You descend the stairs.' for the "
+    "descender (check-set dev pair 29; LLM alone 90/100, descender 15/20, measured in "
+    "experiments/results/small-llm-only/checkset_agreement.json); only the opt-in depth prior decides it"))
+def test_llm_alone_prefers_descending_to_a_hidden_passage(backend) -> None:
+    case = {c.index: c for c in load_checkset()}[29]
+    result = Annotator(backend, "score").annotate(case.skill, case.first, case.second)
+    assert result.label == case.expected, result.raw_text
 
 
 def test_chat_and_compare_strategy(backend) -> None:
