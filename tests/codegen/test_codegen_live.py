@@ -58,6 +58,7 @@ def test_committed_artifact_plays_a_full_nle_episode() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # minutes per LLM answer on a busy 2-core CPU
 def test_compose_live_through_the_service(tmp_path: Path) -> None:
     """ComposeTask over gRPC with the embedded model: LLM, extraction, isolated validation, store, metrics."""
     from maestromotif.kit.testing import running
