@@ -76,7 +76,7 @@ def compare_table(compare: dict[str, Any]) -> str:
                  else str(r["legacy_count"]))
         gen = row.get("generated")
         lines.append(f"| {task} ({metric}) | {value(gen) if gen else 'no validated policy'} | {value(ref)} | "
-                     f"{(f'{gen['mean_steps']:.0f}' if gen else '-')} / {ref['mean_steps']:.0f} | "
+                     f"{format(gen['mean_steps'], '.0f') if gen else '-'} / {ref['mean_steps']:.0f} | "
                      f"{gen['policy_failures'] if gen else '-'} |")
     return "\n".join(lines)
 
