@@ -334,12 +334,15 @@ def evaluate(
     episodes: Annotated[int, typer.Option(min=1, max=1000, help="Episodes per policy.")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode (then seed+1, ...).")] = 100,
     max_steps: Annotated[int, typer.Option(min=1, max=100_000, help="Agent steps per episode.")] = 10_000,
+    skills: Annotated[str, typer.Option(help="Skill stand-in: 'stairs' (wizard-mode scripted descender/ascender, "
+                                             "others random) or 'random' (all random).")] = "stairs",
     as_json: JsonOpt = False,
 ) -> None:
     """Play a generated task policy and the task's reference policy on the same seeds, scored by the task's detector.
 
-    No skill network is loaded: skills act with uniformly random actions (as in `maestromotif env run`), so this
-    compares how the two policies sequence skills on real games.
+    No skill network is loaded. With --skills random every skill acts at random, so both policies play the same
+    game; with --skills stairs (default) descender and ascender are scripted in wizard mode, so the policies'
+    choices move the hero between levels and branches.
     """
     from rich.progress import Progress
 
@@ -356,6 +359,8 @@ def evaluate(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     task = task or record.detector_task or (record.task if record.task in TASK_NAMES else "")
+    if skills not in ("stairs", "random"):
+        raise typer.BadParameter("choose 'stairs' or 'random'", param_hint="--skills")
     if task not in TASK_NAMES:
         raise typer.BadParameter(f"the artifact names no task detector; choose one of {', '.join(TASK_NAMES)}",
                                  param_hint="--task")
@@ -366,7 +371,7 @@ def evaluate(
         for label, policy in (("generated", generated), ("reference", load_reference(task))):
             rows[label] = []
             for s in seeds:
-                result = play_episode(policy, task, s, max_steps=max_steps)
+                result = play_episode(policy, task, s, max_steps=max_steps, skills=skills)
                 rows[label].append({"seed": s, "steps": result.steps, "end": result.end, "max_depth": result.max_depth,
                                     "policy_failures": result.policy_failures, **result.outcome})
                 progress.advance(bar)

@@ -299,7 +299,8 @@ class Generator:
             if report.valid or round_index == sampling.max_repair_rounds:
                 break
             if not extracted.blocks:
-                errors = "- no ```python block found in your answer"
+                # measured with the 0.5B model: quoting "```python" back made it answer with that sentence
+                errors = "- the answer had no code; start the reply with a python code block"
             else:
                 errors = errors_text(report)
             messages = repair_prompt(prompt, reply.text, errors)

@@ -55,6 +55,9 @@ SKILL_TESTS_INSTRUCTION = (
     "check skill_precondition with make_crop(...) and skill_termination with plain arguments)."
 )
 
+# Measured with the 0.5B model: asked to explain first, it wrote 900 tokens of Markdown and no code.
+CODE_ONLY = "Reply with the two ```python blocks only: no explanation, no Markdown outside them."
+
 
 class PromptError(ValueError):
     """A request that cannot become a prompt (too long, bad task name, unknown skill...)."""
@@ -127,9 +130,8 @@ def task_policy_prompt(task_text: str, *, exclude_reference: str | None, example
         f"{skills_text()}\n\n{contract_for(ArtifactKind.TASK_POLICY)}\n\n{GAME_FACTS}\n\n"
         f"{_examples_text(names)}\n\n"
         f"Task: {task_text}\n\n"
-        "First say in two or three sentences what the policy must do and what it can and cannot control. "
-        "Then write the complete policy for this task (SKILL_TURNS, start, choose_skill and any helper "
-        f"functions) in one ```python block, following the contract exactly. {TESTS_INSTRUCTION}"
+        "Write the complete policy for this task (SKILL_TURNS, start, choose_skill and any helper functions) "
+        f"in one ```python block, following the contract exactly. {TESTS_INSTRUCTION} {CODE_ONLY}"
     )
     return Prompt(ArtifactKind.TASK_POLICY, (ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)),
                   names, task_text)
@@ -155,7 +157,7 @@ def training_policy_prompt(*, examples: int = DEFAULT_EXAMPLES) -> Prompt:
         f"{_examples_text(names)}\n\n"
         f"{TRAINING_REQUEST}\n\n"
         "Write the complete policy in one ```python block, following the contract exactly. "
-        f"{TESTS_INSTRUCTION}"
+        f"{TESTS_INSTRUCTION} {CODE_ONLY}"
     )
     return Prompt(ArtifactKind.TRAINING_POLICY, (ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)),
                   names, TRAINING_REQUEST)
@@ -193,7 +195,7 @@ def skill_functions_prompt(skills: Sequence[Skill] = tuple(Skill)) -> Prompt:
         "may start and when the running skill ends.\n\nSkills and their rules:\n"
         f"{rules}{keep}\n\n{contract_for(ArtifactKind.SKILL_FUNCTIONS)}\n\n"
         "Write both functions in one ```python block, following the contract exactly. "
-        f"{SKILL_TESTS_INSTRUCTION}"
+        f"{SKILL_TESTS_INSTRUCTION} {CODE_ONLY}"
     )
     names = ", ".join(SKILL_NAMES[int(s)] for s in seen)
     return Prompt(ArtifactKind.SKILL_FUNCTIONS, (ChatMessage("system", SYSTEM_PROMPT), ChatMessage("user", user)),
@@ -211,8 +213,8 @@ def repair_prompt(prompt: Prompt, answer: str, errors: str) -> tuple[ChatMessage
     fix = (
         "Your code failed validation:\n"
         f"{errors}\n\n"
-        "Explain the mistake in one sentence, then write the whole corrected code in one ```python block "
-        "and the tests in a second ```python block."
+        "Write the whole corrected code in one ```python block and the tests in a second ```python block. "
+        f"{CODE_ONLY}"
     )
     return (*prompt.messages, ChatMessage("assistant", answer), ChatMessage("user", fix))
 

@@ -121,7 +121,7 @@ def test_gives_up_after_three_repair_rounds(store: ArtifactStore) -> None:
     backend = ScriptedBackend(["no code"] + [answer(HOSTILE)] * 3)
     result = Generator(backend, store).training_policy(sampling=Sampling(max_repair_rounds=3))
     assert not result.best.valid and result.attempts == 4 and result.best.repair_rounds == 3
-    assert "no ```python block" in backend.calls[1][0][-1].content
+    assert "the answer had no code" in backend.calls[1][0][-1].content
     assert result.best.record.kind == ArtifactKind.TRAINING_POLICY
 
 
