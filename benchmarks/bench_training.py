@@ -147,6 +147,9 @@ def _sf2_child(preset: str, train_dir: str, seconds: float, out_path: str) -> No
             self.points: list[tuple[float, int, int]] = []
             self.started = time.monotonic()
 
+        def on_start(self, runner: Any) -> None:  # samplers and learner started: their profiles begin
+            self.started = time.monotonic()
+
         def on_training_step(self, runner: Any, training_iteration_since_resume: int) -> None:
             steps = int(runner.env_steps.get(0, 0))
             if steps <= 0:
@@ -207,17 +210,18 @@ def sf2_runner_samples_per_second(preset: str, seconds: float) -> tuple[float, d
     rate = (s1 - s0) / (t1 - t0)
     p, run_s = data["profiles"], max(data["run_seconds"], 1e-9)
     stages = {
-        "env stepping (rollout workers: env_step)": _sum_keys(p, "rollout", ("env_step",)) / run_s,
-        "rollout bookkeeping (rollout workers: other than env_step and waiting)": _sum_keys(
-            p, "rollout", ("process_policy_outputs", "post_env_step", "process_env_step", "finalize_trajectories",
-                                "save_policy_outputs", "overhead", "enqueue_policy_requests", "complete_rollouts")) / run_s,
-        "inference (inference worker: forward)": _sum_keys(
-            p, "inference", ("obs_to_device_normalize", "forward", "prepare_outputs")) / run_s,
-        "transport (inference worker: deserialize, stack, send)": _sum_keys(
-            p, "inference", ("deserialize", "stack", "send_messages")) / run_s,
-        "training (learner: train)": _sum_keys(p, "learner", ("train",)) / run_s,
+        "env stepping (rollout workers: env_step)": _sum_keys(p, "RolloutWorker", ("env_step",)) / run_s,
+        "rollout bookkeeping (rollout workers: outputs, trajectories)": _sum_keys(
+            p, "RolloutWorker", ("process_policy_outputs", "post_env_step", "process_env_step", "finalize_trajectories",
+                                "save_policy_outputs", "overhead", "complete_rollouts")) / run_s,
+        "inference (inference worker: normalize, forward, outputs)": _sum_keys(
+            p, "InferenceWorker", ("obs_to_device_normalize", "forward", "prepare_outputs")) / run_s,
+        "transport (rollout: enqueue requests; inference: deserialize, stack, send)": (
+            _sum_keys(p, "RolloutWorker", ("enqueue_policy_requests",))
+            + _sum_keys(p, "InferenceWorker", ("deserialize", "stack", "send_messages"))) / run_s,
+        "training (learner: train)": _sum_keys(p, "LearnerWorker", ("train",)) / run_s,
         "batching (batcher/learner: prepare_batch, batching)": _sum_keys(
-            p, "learner", ("prepare_batch",)) / run_s + _sum_keys(p, "batcher", ("batching",)) / run_s,
+            p, "LearnerWorker", ("prepare_batch",)) / run_s + _sum_keys(p, "Batcher", ("batching",)) / run_s,
         "reward models": 0.0,
     }
     detail = {

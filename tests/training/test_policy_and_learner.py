@@ -139,20 +139,14 @@ def test_training_step_is_finite_and_checkpoint_round_trip_gives_identical_actio
         LearnerDriver(TrainingSettings(preset="paper", device="cpu", batch_size=256), tmp_path, "exp")
 
 
-def _rewarded_trajectories(driver: LearnerDriver, rng: np.random.Generator, n_envs: int, target: int) -> Trajectories:
-    """One rollout played by the current policy; reward 1 for every ``target`` action taken, else 0."""
-    out = _trajectories(driver, rng, n_envs)
-    out.rewards = (out.actions == target).astype(np.float32)
-    return out
-
-
-def test_learner_changes_parameters_and_learns_a_rewarded_action(tmp_path) -> None:
-    """A learnable signal (reward only for one action): the weights move, the policy learns to
-    prefer that action, and the value loss falls as the critic learns the return."""
+def test_learner_changes_parameters_and_learns_from_a_learnable_signal(tmp_path) -> None:
+    """Rewards that can be learnt: one step moves the weights; with reward only for one action the
+    policy comes to prefer that action; then, with a reward the policy cannot change (0.1 whenever
+    the skill is 1), the critic learns it and the value loss falls."""
     torch.manual_seed(0)
-    target = 5
-    settings = TrainingSettings(preset="small", device="cpu", batch_size=8 * 32, learning_rate=1e-3)
-    driver = LearnerDriver(settings, tmp_path, "exp")
+    target, envs = 5, 4
+    driver = LearnerDriver(TrainingSettings(preset="small", device="cpu", batch_size=envs * 32, learning_rate=3e-3),
+                           tmp_path, "exp")
     rng = np.random.default_rng(7)
     probe = _obs(np.random.default_rng(8), 64).policy_obs("cpu")
     probe_rnn = torch.zeros(64, rnn_size_of(driver.actor_critic))
@@ -161,21 +155,24 @@ def test_learner_changes_parameters_and_learns_a_rewarded_action(tmp_path) -> No
         step, _ = act(driver.actor_critic, probe, probe_rnn, driver.policy_version, deterministic=True)
         return float(torch.softmax(torch.from_numpy(step.action_logits), -1)[:, target].mean())
 
+    def train(reward: str) -> dict[str, float]:
+        out = _trajectories(driver, rng, envs)
+        out.rewards = ((out.actions == target) if reward == "action" else 0.1 * (out.skills == 1)).astype(np.float32)
+        stats = driver.train(build_batch(out, "cpu"))
+        assert stats is not None and all(np.isfinite(v) for v in stats.values())
+        return stats
+
     before = {name: p.detach().clone() for name, p in driver.actor_critic.named_parameters()}
     p0 = p_target()
-    value_losses = []
-    for i in range(STEPS_LEARN):
-        stats = driver.train(build_batch(_rewarded_trajectories(driver, rng, 8, target), "cpu"))
-        assert stats is not None and all(np.isfinite(v) for v in stats.values())
-        value_losses.append(stats["value_loss"])
-        if i == 0:  # one step moves the weights of every part that gets gradients
-            changed = {name for name, p in driver.actor_critic.named_parameters()
-                       if not torch.equal(p.detach(), before[name])}
-            for part in ("action_parameterization", "critic_linear", "core", "encoder"):
-                assert any(part in name for name in changed), (part, sorted(changed))
+    train("action")
+    changed = {name for name, p in driver.actor_critic.named_parameters() if not torch.equal(p.detach(), before[name])}
+    for part in ("action_parameterization", "critic_linear", "core", "encoder"):
+        assert any(part in name for name in changed), (part, sorted(changed))
+    for _ in range(3):
+        train("action")
     p1 = p_target()
-    assert p1 > 2 * p0, (p0, p1)  # the rewarded action became much more likely
-    assert np.mean(value_losses[-3:]) < 0.5 * np.mean(value_losses[:3]), value_losses
+    assert p1 > 3 * p0, (p0, p1)  # the rewarded action became much more likely
 
-
-STEPS_LEARN = 20
+    # SF2 reports its loss summaries on some steps only
+    value_losses = [s["value_loss"] for s in (train("skill") for _ in range(8)) if "value_loss" in s]
+    assert len(value_losses) >= 3 and value_losses[-1] < 0.5 * value_losses[0], value_losses
