@@ -5,8 +5,9 @@ Each benchmark calls :func:`write_result` once; the file lands in ``benchmarks/r
 the same run, both sides' raw figures, the settings, and the machine: CPU model, cores,
 load average at the start and at the end (the machine may be shared), GPU if any.
 
-``python -m benchmarks.report`` prints the README's benchmark table from these files, so
-that the figures in the README are the ones the files hold.
+``python -m benchmarks.report`` prints the README's benchmark table from these files and
+``python -m benchmarks.report --update-readme`` writes it into the README, so that the
+figures in the README are the ones the files hold.
 """
 
 from __future__ import annotations
@@ -146,5 +147,22 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- benchmark-table:start -->", "<!-- benchmark-table:end -->"
+
+
+def update_readme(readme: Path = README, directory: Path = RESULTS_DIR) -> None:
+    """Put the table between the README's benchmark-table markers."""
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme}: no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table(load_results(directory))}\n{END}{tail}")
+
+
 if __name__ == "__main__":
-    print(table(load_results(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS_DIR)))
+    if sys.argv[1:] == ["--update-readme"]:
+        update_readme()
+    else:
+        print(table(load_results(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS_DIR)))
