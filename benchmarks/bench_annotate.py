@@ -23,7 +23,6 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any
 
 from maestromotif.annotation.checkset import load_checkset
 from maestromotif.annotation.schema import Transition
