@@ -28,6 +28,7 @@ _COMMAND_MODULES = (
     "maestromotif.cli.reward",  # train-reward
     "maestromotif.cli.train",  # train, evaluate
     "maestromotif.cli.pipeline",  # pipeline (the whole method end to end)
+    "maestromotif.cli.codegen",  # codegen skills|training-policy|validate|show|list, compose
 )
 
 

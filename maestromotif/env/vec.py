@@ -60,7 +60,8 @@ class EpisodeStats:
     skill_steps: tuple[int, ...]  # steps under each skill, in skill-id order
     max_depth: int
     terminated: bool  # death
-    truncated: bool  # step limit
+    truncated: bool  # step limit (or a policy failure)
+    policy_failure: str | None = None  # the policy over skills failed and the episode was ended there
 
 
 # outputs besides the compact observation: name -> (per-env shape, dtype)
@@ -219,6 +220,7 @@ class EnvGroup:
         else:
             skills, dchange = self.skills, self.depth_change
             done_mask = dones.tolist()
+            failed: list[tuple[int, str]] = []
             for i, env in enumerate(envs):
                 if done_mask[i]:
                     continue
@@ -226,8 +228,34 @@ class EnvGroup:
                 c = ctrls[i]
                 skills[i] = _check_skill(c.step(env.view(acquired[i])), self.index_offset + i)
                 dchange[i] = c.depth_change
+                why = getattr(c, "episode_failed", None)
+                if why:
+                    failed.append((i, str(why)))
+            for i, why in failed:
+                finished.append(self._end_failed(i, why))
         self._compact()
         return finished
+
+    def _end_failed(self, i: int, why: str) -> EpisodeStats:
+        """End game i's episode because its policy over skills failed (a recorded failure)."""
+        env = self.envs[i]
+        self.out["dones"][i] = 1
+        self.out["time_outs"][i] = 1
+        stats = EpisodeStats(
+            env_index=self.index_offset + i,
+            seed=env.seed_value,
+            episode=env.episode,
+            steps=int(self.ep_steps[i]),
+            env_return=float(self.ep_return[i]),
+            skill_steps=tuple(self.ep_skill_steps[i].tolist()),
+            max_depth=int(self.ep_max_depth[i]),
+            terminated=False,
+            truncated=True,
+            policy_failure=why[:400],
+        )
+        env.reset_game()
+        self._begin(i, env)
+        return stats
 
     def _acquired(self) -> list[int]:
         """Acquired droppable items of every game at once (the controllers' item counts)."""

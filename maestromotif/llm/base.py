@@ -72,6 +72,9 @@ class GenerationParams:
     top_k: int = 50
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Wall-clock limit of one reply (embedded: generation stops at it, finish_reason "time");
+    # remote backends are bounded by their request timeout. None: no limit beyond max_new_tokens.
+    time_limit_s: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_new_tokens <= 8192:
@@ -80,6 +83,8 @@ class GenerationParams:
             raise ValueError(f"temperature: {self.temperature} not in [0, 2]")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p: {self.top_p} not in (0, 1]")
+        if self.time_limit_s is not None and not 0.0 < self.time_limit_s <= 3600.0:
+            raise ValueError(f"time_limit_s: {self.time_limit_s} not in (0, 3600]")
 
 
 @dataclass(frozen=True)

@@ -143,6 +143,19 @@ class EmbeddedBackend(LLMBackend):
         tokens = self._tokens(messages)
         max_new = min(params.max_new_tokens, self.n_ctx - len(tokens))
         start = time.perf_counter()
+        timed_out = False
+        criteria = None
+        if params.time_limit_s is not None:
+            import llama_cpp  # loaded already by load_llama
+
+            deadline = start + params.time_limit_s
+
+            def past_deadline(_ids: Any, _logits: Any) -> bool:
+                nonlocal timed_out
+                timed_out = timed_out or time.perf_counter() > deadline
+                return timed_out
+
+            criteria = llama_cpp.StoppingCriteriaList([past_deadline])
         with self._lock:
             out = self._llm.create_completion(
                 prompt=tokens,
@@ -152,6 +165,7 @@ class EmbeddedBackend(LLMBackend):
                 top_k=params.top_k,
                 seed=params.seed,
                 stop=list(self.template.stop) + list(params.stop),
+                stopping_criteria=criteria,
             )
         seconds = time.perf_counter() - start
         choice = out["choices"][0]
@@ -161,7 +175,7 @@ class EmbeddedBackend(LLMBackend):
             prompt_tokens=int(usage.get("prompt_tokens", len(tokens))),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             seconds=seconds,
-            finish_reason=str(choice.get("finish_reason") or ""),
+            finish_reason="time" if timed_out else str(choice.get("finish_reason") or ""),
         )
 
     def _shared_prefix(self, messages: Sequence[ChatMessage], tokens: list[int]) -> int:

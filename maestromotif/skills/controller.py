@@ -8,7 +8,9 @@ steps, game turns and returns, and records which skill generated each transition
 
 A policy that raises, runs out of budget or returns something that is not an available skill id
 is a *recorded failure* of that episode: the controller falls back to the discoverer, counts the
-failure and keeps the message; nothing propagates out of ``reset()`` or ``step()``.
+failure and keeps the message; nothing propagates out of ``reset()`` or ``step()``. With
+``end_episode_on_failure`` (generated policies) the first failure also sets ``episode_failed``,
+and the vectorized env ends that episode there, reported as a policy failure.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ class SkillController:
         seed: int,
         mask_unavailable: bool = False,
         record_trace: bool = False,
+        end_episode_on_failure: bool = False,
     ) -> None:
         for attr in ("start", "choose", "base_turns"):
             if not hasattr(policy, attr):
@@ -147,6 +150,7 @@ class SkillController:
         self.seed = int(seed)
         self.mask_unavailable = mask_unavailable
         self.record_trace = record_trace
+        self.end_episode_on_failure = end_episode_on_failure
         self._rng = random.Random(self.seed)
         self._custom_pre = bool(getattr(policy, "has_custom_preconditions", False))
         self._custom_end = bool(getattr(policy, "has_custom_termination", False))
@@ -194,6 +198,14 @@ class SkillController:
     def preconditions(self) -> tuple[bool, bool]:
         """(worshipper_pre, merchant_pre) at the latest view."""
         return self._pre
+
+    @property
+    def episode_failed(self) -> str | None:
+        """With ``end_episode_on_failure``: the first policy failure of this episode (else None)."""
+        st = self._stats
+        if not (self.end_episode_on_failure and st.policy_failures):
+            return None
+        return st.failure_messages[0] if st.failure_messages else "policy failure"
 
     @property
     def stats(self) -> EpisodeStats:
@@ -389,17 +401,36 @@ class SkillController:
         return self._skill
 
 
-def controller_factory(policy_name: str, seed: int) -> Callable[[int], SkillController] | None:
-    """Per-env skill controllers running a named reference policy over skills (None for 'none').
+def controller_factory(
+    policy: str | Callable[[], PolicyOverSkills],
+    seed: int,
+    *,
+    end_episode_on_failure: bool | None = None,
+) -> Callable[[int], SkillController] | None:
+    """Per-env skill controllers running a policy over skills (None for 'none').
 
-    Env ``i`` gets its own policy instance seeded ``seed * 1000 + i``: independent, reproducible
-    episodes. Actors, collection with a trained policy and evaluation all build controllers here.
+    ``policy`` is a reference policy's name, or a zero-argument factory of policies (e.g.
+    ``maestromotif.codegen.artifacts.ArtifactPolicyLoader`` for generated code). Env ``i`` gets its
+    own policy instance seeded ``seed * 1000 + i``: independent, reproducible episodes. A policy
+    failure ends the episode (``end_episode_on_failure``) by default for factories (generated
+    code) and falls back to the discoverer for reference policies. Actors, collection with a
+    trained policy and evaluation all build controllers here.
     """
-    if policy_name == "none":
-        return None
-    from maestromotif.skills.reference import load_reference
+    if isinstance(policy, str):
+        if policy == "none":
+            return None
+        from maestromotif.skills.reference import load_reference
+
+        name = policy
+        loader: Callable[[], PolicyOverSkills] = lambda: load_reference(name)  # noqa: E731
+        end = bool(end_episode_on_failure)
+    elif callable(policy):
+        loader = policy
+        end = True if end_episode_on_failure is None else end_episode_on_failure
+    else:
+        raise TypeError(f"policy must be a reference name or a policy factory, got {type(policy).__name__}")
 
     def make(i: int) -> SkillController:
-        return SkillController(load_reference(policy_name), seed=seed * 1000 + i)
+        return SkillController(loader(), seed=seed * 1000 + i, end_episode_on_failure=end)
 
     return make

@@ -22,7 +22,7 @@ import random
 import resource
 import time
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from maestromotif.skills.contract import (
@@ -201,10 +201,12 @@ def _strip_annotations(tree: ast.Module) -> None:
                     stmts[i] = ast.copy_location(ast.Assign(targets=[stmt.target], value=stmt.value), stmt)
 
 
-def check_source(source: str, *, filename: str = "<policy>") -> ast.Module:
+def check_source(source: str, *, filename: str = "<policy>", predefined: Iterable[str] = ()) -> ast.Module:
     """Parse and check policy source against the subset; return its (annotation-free) tree.
 
-    Raises ``SubsetError`` with the offending line and reason.
+    ``predefined`` names (besides the skill constants and safe builtins) may be read without being
+    defined in the source, e.g. the helpers given to LLM-written unit tests. Raises ``SubsetError``
+    with the offending line and reason.
     """
     if not isinstance(source, str):
         raise SubsetError(f"policy source must be text, got {type(source).__name__}")
@@ -225,7 +227,7 @@ def check_source(source: str, *, filename: str = "<policy>") -> ast.Module:
         if isinstance(stmt, ast.Expr) and not (isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str)):
             raise _fail(stmt, "bare expressions at module level are not allowed (only a docstring)")
 
-    allowed_loads = _bound_names(tree) | set(_SAFE_BUILTINS) | set(SKILL_CONSTANTS)
+    allowed_loads = _bound_names(tree) | set(_SAFE_BUILTINS) | set(SKILL_CONSTANTS) | set(predefined)
     for node in ast.walk(tree):
         kind = type(node)
         if kind not in _ALLOWED_NODES:
@@ -275,14 +277,24 @@ def check_source(source: str, *, filename: str = "<policy>") -> ast.Module:
     return tree
 
 
-def check_contract(tree: ast.Module) -> None:
-    """The required members exist with the right number of parameters (before running anything)."""
+def check_contract(
+    tree: ast.Module,
+    *,
+    required: Mapping[str, int] = REQUIRED_FUNCTIONS,
+    optional: Mapping[str, int] = OPTIONAL_FUNCTIONS,
+    needs_turns: bool = True,
+    what: str = "policy",
+) -> None:
+    """The required members exist with the right number of parameters (before running anything).
+
+    The defaults are the policy-over-skills contract; skill-function modules pass their own.
+    """
     defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    for name, nargs in {**REQUIRED_FUNCTIONS, **OPTIONAL_FUNCTIONS}.items():
+    for name, nargs in {**required, **optional}.items():
         fn = defs.get(name)
         if fn is None:
-            if name in REQUIRED_FUNCTIONS:
-                raise SubsetError(f"policy must define function {name}() with {nargs} parameter(s)")
+            if name in required:
+                raise SubsetError(f"{what} must define function {name}() with {nargs} parameter(s)")
             continue
         a = fn.args
         if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs or a.defaults:
@@ -290,8 +302,8 @@ def check_contract(tree: ast.Module) -> None:
         if len(a.args) != nargs:
             raise _fail(fn, f"{name}() must take {nargs} parameter(s), it takes {len(a.args)}")
     assigned = {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-    if "SKILL_TURNS" not in assigned:
-        raise SubsetError("policy must set SKILL_TURNS (D, in game turns) at module level")
+    if needs_turns and "SKILL_TURNS" not in assigned:
+        raise SubsetError(f"{what} must set SKILL_TURNS (D, in game turns) at module level")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -436,11 +448,13 @@ def _location(exc: BaseException, filename: str) -> str:
     return f" (line {lines[-1]})" if lines else ""
 
 
-class SandboxedPolicy:
-    """A policy over skills compiled from checked source; satisfies ``PolicyOverSkills``.
+class SandboxedModule:
+    """Checked, instrumented source executed with restricted builtins; call its functions with ``call``.
 
     Every call runs under a fresh budget; any exception comes out as a ``PolicyError`` subclass
-    whose message names the function, the error and the line.
+    whose message names the function, the error and the line. ``required``/``optional`` name the
+    functions the module must (may) define with their number of parameters; ``predefined`` adds
+    names to the module's namespace (trusted helpers, e.g. for LLM-written unit tests).
     """
 
     def __init__(
@@ -448,6 +462,11 @@ class SandboxedPolicy:
         source: str,
         *,
         name: str = "policy",
+        required: Mapping[str, int] = REQUIRED_FUNCTIONS,
+        optional: Mapping[str, int] = OPTIONAL_FUNCTIONS,
+        needs_turns: bool = True,
+        what: str = "policy",
+        predefined: Mapping[str, Any] | None = None,
         max_ticks: int = MAX_TICKS,
         time_limit_s: float = DEFAULT_TIME_LIMIT_S,
         max_memory_growth_mb: int = MAX_MEMORY_GROWTH_KB // 1024,
@@ -455,9 +474,10 @@ class SandboxedPolicy:
         self.name = name
         self.source = source
         self.sha256 = hashlib.sha256(source.encode("utf-8")).hexdigest()
-        self._filename = f"<policy:{name}>"
-        tree = check_source(source, filename=self._filename)
-        check_contract(tree)
+        self._filename = f"<{what}:{name}>"
+        predefined = dict(predefined or {})
+        tree = check_source(source, filename=self._filename, predefined=predefined)
+        check_contract(tree, required=required, optional=optional, needs_turns=needs_turns, what=what)
         tree = ast.fix_missing_locations(_Instrument().visit(tree))
         code = compile(tree, self._filename, "exec")
 
@@ -485,21 +505,10 @@ class SandboxedPolicy:
             "_mm_mod": _mod,
             "_mm_add": _add,
             "_mm_strlen": _strlen,
+            **predefined,
             **SKILL_CONSTANTS,
         }
         self._guarded("module", lambda: exec(code, self._namespace))  # noqa: S102 - checked, instrumented code
-
-        turns = self._namespace.get("SKILL_TURNS")
-        if isinstance(turns, bool) or not isinstance(turns, int) or not MIN_BASE_TURNS <= turns <= MAX_BASE_TURNS:
-            raise SubsetError(f"SKILL_TURNS must be an int in {MIN_BASE_TURNS}..{MAX_BASE_TURNS}, got {turns!r}")
-        self.base_turns: int = turns
-        self._start = self._namespace["start"]
-        self._choose = self._namespace["choose_skill"]
-        self._precondition = self._namespace.get("skill_precondition")
-        self._termination = self._namespace.get("skill_termination")
-        self.has_custom_preconditions = callable(self._precondition)
-        self.has_custom_termination = callable(self._termination)
-        self.memory = Memory()
 
     def _guarded(self, what: str, fn: Callable[[], Any]) -> Any:
         self._budget.begin(f"{self.name}.{what}()")
@@ -512,8 +521,70 @@ class SandboxedPolicy:
                 f"{self.name}.{what}() raised {type(exc).__name__}: {str(exc)[:200]}{_location(exc, self._filename)}"
             ) from None
 
-    def start(self, rng: random.Random) -> None:
+    def seed(self, rng: random.Random) -> None:
+        """Bind the module's ``random`` to ``rng`` (the controller's seeded generator)."""
         self._random.rng = rng
+
+    def function(self, name: str) -> Callable[..., Any] | None:
+        """A function the module defined at top level, or None."""
+        fn = self._namespace.get(name)
+        return fn if callable(fn) else None
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Call a module-level function under a fresh budget; errors come out as ``PolicyError``."""
+        fn = self.function(name)
+        if fn is None:
+            raise PolicyError(f"{self.name} has no function {name}()")
+        return self._guarded(name, lambda: fn(*args))
+
+
+def _check_preconditions(name: str, out: Any) -> tuple[bool, bool]:
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise PolicyError(f"{name}.skill_precondition() must return (worshipper_pre, merchant_pre), got {out!r:.80}")
+    return bool(out[0]), bool(out[1])
+
+
+def _check_termination(name: str, out: Any) -> bool:
+    if not isinstance(out, (bool, int)):
+        raise PolicyError(f"{name}.skill_termination() must return a bool, got {type(out).__name__}")
+    return bool(out)
+
+
+class SandboxedPolicy(SandboxedModule):
+    """A policy over skills compiled from checked source; satisfies ``PolicyOverSkills``."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        name: str = "policy",
+        max_ticks: int = MAX_TICKS,
+        time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+        max_memory_growth_mb: int = MAX_MEMORY_GROWTH_KB // 1024,
+        predefined: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            source,
+            name=name,
+            max_ticks=max_ticks,
+            time_limit_s=time_limit_s,
+            max_memory_growth_mb=max_memory_growth_mb,
+            predefined=predefined,
+        )
+        turns = self._namespace.get("SKILL_TURNS")
+        if isinstance(turns, bool) or not isinstance(turns, int) or not MIN_BASE_TURNS <= turns <= MAX_BASE_TURNS:
+            raise SubsetError(f"SKILL_TURNS must be an int in {MIN_BASE_TURNS}..{MAX_BASE_TURNS}, got {turns!r}")
+        self.base_turns: int = turns
+        self._start = self._namespace["start"]
+        self._choose = self._namespace["choose_skill"]
+        self._precondition = self.function("skill_precondition")
+        self._termination = self.function("skill_termination")
+        self.has_custom_preconditions = self._precondition is not None
+        self.has_custom_termination = self._termination is not None
+        self.memory = Memory()
+
+    def start(self, rng: random.Random) -> None:
+        self.seed(rng)
         self.memory = Memory()
         self._guarded("start", lambda: self._start(self.memory))
 
@@ -523,10 +594,7 @@ class SandboxedPolicy:
     def preconditions(self, crop: CropView, acquired_items: int) -> tuple[bool, bool]:
         if self._precondition is None:
             raise PolicyError(f"{self.name} has no skill_precondition()")
-        out = self._guarded("skill_precondition", lambda: self._precondition(crop, acquired_items))
-        if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise PolicyError(f"{self.name}.skill_precondition() must return (worshipper_pre, merchant_pre), got {out!r:.80}")
-        return bool(out[0]), bool(out[1])
+        return _check_preconditions(self.name, self.call("skill_precondition", crop, acquired_items))
 
     def termination(
         self,
@@ -540,15 +608,71 @@ class SandboxedPolicy:
     ) -> bool:
         if self._termination is None:
             raise PolicyError(f"{self.name} has no skill_termination()")
-        out = self._guarded(
-            "skill_termination",
-            lambda: self._termination(skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, base_turns),
+        out = self.call(
+            "skill_termination", skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, base_turns
         )
-        if not isinstance(out, (bool, int)):
-            raise PolicyError(f"{self.name}.skill_termination() must return a bool, got {type(out).__name__}")
-        return bool(out)
+        return _check_termination(self.name, out)
+
+
+# What a skill-functions module defines: the initiation of the two conditional skills and the
+# termination of all five (the optional overrides of the policy contract, here required).
+SKILL_FUNCTIONS: dict[str, int] = dict(OPTIONAL_FUNCTIONS)
+
+
+class SandboxedSkillFunctions(SandboxedModule):
+    """Generated initiation/termination rules (``skill_precondition`` and ``skill_termination``)."""
+
+    def __init__(self, source: str, *, name: str = "skills", predefined: Mapping[str, Any] | None = None,
+                 **limits: Any) -> None:
+        super().__init__(source, name=name, required=SKILL_FUNCTIONS, optional={}, needs_turns=False,
+                         what="skill functions", predefined=predefined, **limits)
+
+    def preconditions(self, crop: CropView, acquired_items: int) -> tuple[bool, bool]:
+        return _check_preconditions(self.name, self.call("skill_precondition", crop, acquired_items))
+
+    def termination(self, skill: int, skill_turns: int, depth: int, start_depth: int, worshipper_pre: bool,
+                    merchant_pre: bool, base_turns: int) -> bool:
+        out = self.call(
+            "skill_termination", skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, base_turns
+        )
+        return _check_termination(self.name, out)
+
+
+class ComposedPolicy:
+    """A policy over skills whose initiation and termination come from a skill-functions module.
+
+    Satisfies ``PolicyOverSkills``: ``start``/``choose`` go to ``policy``, ``preconditions``/
+    ``termination`` to ``skills`` (both run under their own per-call budgets).
+    """
+
+    has_custom_preconditions = True
+    has_custom_termination = True
+
+    def __init__(self, policy: SandboxedPolicy, skills: SandboxedSkillFunctions) -> None:
+        self.policy = policy
+        self.skills = skills
+        self.name = f"{policy.name}+{skills.name}"
+        self.base_turns = policy.base_turns
+
+    def start(self, rng: random.Random) -> None:
+        self.skills.seed(rng)
+        self.policy.start(rng)
+
+    def choose(self, state: SkillState) -> object:
+        return self.policy.choose(state)
+
+    def preconditions(self, crop: CropView, acquired_items: int) -> tuple[bool, bool]:
+        return self.skills.preconditions(crop, acquired_items)
+
+    def termination(self, *args: Any) -> bool:
+        return self.skills.termination(*args)
 
 
 def load_policy(source: str, *, name: str = "policy", **limits: Any) -> SandboxedPolicy:
     """Check, instrument and load policy source (see the module docstring); raises ``PolicyError``."""
     return SandboxedPolicy(source, name=name, **limits)
+
+
+def load_skill_functions(source: str, *, name: str = "skills", **limits: Any) -> SandboxedSkillFunctions:
+    """Check, instrument and load skill-function source; raises ``PolicyError``."""
+    return SandboxedSkillFunctions(source, name=name, **limits)

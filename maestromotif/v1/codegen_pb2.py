@@ -25,35 +25,35 @@ _sym_db = _symbol_database.Default()
 from maestromotif.v1 import common_pb2 as maestromotif_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmaestromotif/v1/codegen.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\"d\n\x10SamplingSettings\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\x12\n\nmax_tokens\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\r\x12\x19\n\x11max_repair_rounds\x18\x04 \x01(\r\"|\n\x1dGenerateSkillFunctionsRequest\x12&\n\x06skills\x18\x01 \x03(\x0e\x32\x16.maestromotif.v1.Skill\x12\x33\n\x08sampling\x18\x02 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\"T\n\x1dGenerateTrainingPolicyRequest\x12\x33\n\x08sampling\x18\x01 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\"l\n\x12\x43omposeTaskRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\"?\n\x0fValidationCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"k\n\x10ValidationReport\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x30\n\x06\x63hecks\x18\x02 \x03(\x0b\x32 .maestromotif.v1.ValidationCheck\x12\x16\n\x0esandbox_output\x18\x03 \x01(\t\"\x8f\x02\n\x08\x41rtifact\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.maestromotif.v1.ArtifactKind\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x35\n\nvalidation\x18\x04 \x01(\x0b\x32!.maestromotif.v1.ValidationReport\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x33\n\x08sampling\x18\x07 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x17\n\x0ftranscript_json\x18\t \x01(\t\"Q\n\x10GenerationResult\x12+\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x19.maestromotif.v1.Artifact\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\"P\n\x13ValidateCodeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.maestromotif.v1.ArtifactKind\"$\n\x12GetArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t*h\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fSKILL_FUNCTIONS\x10\x01\x12\x13\n\x0fTRAINING_POLICY\x10\x02\x12\x0f\n\x0bTASK_POLICY\x10\x03\x32\xb7\x04\n\x07\x43odegen\x12k\n\x16GenerateSkillFunctions\x12..maestromotif.v1.GenerateSkillFunctionsRequest\x1a!.maestromotif.v1.GenerationResult\x12k\n\x16GenerateTrainingPolicy\x12..maestromotif.v1.GenerateTrainingPolicyRequest\x1a!.maestromotif.v1.GenerationResult\x12U\n\x0b\x43omposeTask\x12#.maestromotif.v1.ComposeTaskRequest\x1a!.maestromotif.v1.GenerationResult\x12W\n\x0cValidateCode\x12$.maestromotif.v1.ValidateCodeRequest\x1a!.maestromotif.v1.ValidationReport\x12M\n\x0bGetArtifact\x12#.maestromotif.v1.GetArtifactRequest\x1a\x19.maestromotif.v1.Artifact\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmaestromotif/v1/codegen.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\"u\n\x10SamplingSettings\x12\x13\n\x0btemperature\x18\x01 \x01(\x02\x12\x12\n\nmax_tokens\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\r\x12\x19\n\x11max_repair_rounds\x18\x04 \x01(\r\x12\x0f\n\x07samples\x18\x05 \x01(\r\"|\n\x1dGenerateSkillFunctionsRequest\x12&\n\x06skills\x18\x01 \x03(\x0e\x32\x16.maestromotif.v1.Skill\x12\x33\n\x08sampling\x18\x02 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\"T\n\x1dGenerateTrainingPolicyRequest\x12\x33\n\x08sampling\x18\x01 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\"\x83\x01\n\x12\x43omposeTaskRequest\x12\x0e\n\x06prompt\x18\x01 \x01(\t\x12\x11\n\ttask_name\x18\x02 \x01(\t\x12\x33\n\x08sampling\x18\x03 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\x12\x15\n\rdetector_task\x18\x04 \x01(\t\"?\n\x0fValidationCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"k\n\x10ValidationReport\x12\r\n\x05valid\x18\x01 \x01(\x08\x12\x30\n\x06\x63hecks\x18\x02 \x03(\x0b\x32 .maestromotif.v1.ValidationCheck\x12\x16\n\x0esandbox_output\x18\x03 \x01(\t\"\xef\x02\n\x08\x41rtifact\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.maestromotif.v1.ArtifactKind\x12\x0c\n\x04\x63ode\x18\x03 \x01(\t\x12\x35\n\nvalidation\x18\x04 \x01(\x0b\x32!.maestromotif.v1.ValidationReport\x12\x0e\n\x06prompt\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x33\n\x08sampling\x18\x07 \x01(\x0b\x32!.maestromotif.v1.SamplingSettings\x12\x14\n\x0c\x63reated_unix\x18\x08 \x01(\x03\x12\x17\n\x0ftranscript_json\x18\t \x01(\t\x12\x11\n\ttask_name\x18\n \x01(\t\x12\x15\n\rdetector_task\x18\x0b \x01(\t\x12\x14\n\x0cmodel_digest\x18\x0c \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\r \x01(\t\x12\r\n\x05tests\x18\x0e \x01(\t\"\x7f\n\x10GenerationResult\x12+\n\x08\x61rtifact\x18\x01 \x01(\x0b\x32\x19.maestromotif.v1.Artifact\x12\x10\n\x08\x61ttempts\x18\x02 \x01(\r\x12\x15\n\rsample_sha256\x18\x03 \x03(\t\x12\x15\n\rrepair_rounds\x18\x04 \x01(\r\"P\n\x13ValidateCodeRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.maestromotif.v1.ArtifactKind\"$\n\x12GetArtifactRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t*h\n\x0c\x41rtifactKind\x12\x1d\n\x19\x41RTIFACT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fSKILL_FUNCTIONS\x10\x01\x12\x13\n\x0fTRAINING_POLICY\x10\x02\x12\x0f\n\x0bTASK_POLICY\x10\x03\x32\xb7\x04\n\x07\x43odegen\x12k\n\x16GenerateSkillFunctions\x12..maestromotif.v1.GenerateSkillFunctionsRequest\x1a!.maestromotif.v1.GenerationResult\x12k\n\x16GenerateTrainingPolicy\x12..maestromotif.v1.GenerateTrainingPolicyRequest\x1a!.maestromotif.v1.GenerationResult\x12U\n\x0b\x43omposeTask\x12#.maestromotif.v1.ComposeTaskRequest\x1a!.maestromotif.v1.GenerationResult\x12W\n\x0cValidateCode\x12$.maestromotif.v1.ValidateCodeRequest\x1a!.maestromotif.v1.ValidationReport\x12M\n\x0bGetArtifact\x12#.maestromotif.v1.GetArtifactRequest\x1a\x19.maestromotif.v1.Artifact\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'maestromotif.v1.codegen_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ARTIFACTKIND']._serialized_start=1155
-  _globals['_ARTIFACTKIND']._serialized_end=1259
+  _globals['_ARTIFACTKIND']._serialized_start=1338
+  _globals['_ARTIFACTKIND']._serialized_end=1442
   _globals['_SAMPLINGSETTINGS']._serialized_start=80
-  _globals['_SAMPLINGSETTINGS']._serialized_end=180
-  _globals['_GENERATESKILLFUNCTIONSREQUEST']._serialized_start=182
-  _globals['_GENERATESKILLFUNCTIONSREQUEST']._serialized_end=306
-  _globals['_GENERATETRAININGPOLICYREQUEST']._serialized_start=308
-  _globals['_GENERATETRAININGPOLICYREQUEST']._serialized_end=392
-  _globals['_COMPOSETASKREQUEST']._serialized_start=394
-  _globals['_COMPOSETASKREQUEST']._serialized_end=502
-  _globals['_VALIDATIONCHECK']._serialized_start=504
-  _globals['_VALIDATIONCHECK']._serialized_end=567
-  _globals['_VALIDATIONREPORT']._serialized_start=569
-  _globals['_VALIDATIONREPORT']._serialized_end=676
-  _globals['_ARTIFACT']._serialized_start=679
-  _globals['_ARTIFACT']._serialized_end=950
-  _globals['_GENERATIONRESULT']._serialized_start=952
-  _globals['_GENERATIONRESULT']._serialized_end=1033
-  _globals['_VALIDATECODEREQUEST']._serialized_start=1035
-  _globals['_VALIDATECODEREQUEST']._serialized_end=1115
-  _globals['_GETARTIFACTREQUEST']._serialized_start=1117
-  _globals['_GETARTIFACTREQUEST']._serialized_end=1153
-  _globals['_CODEGEN']._serialized_start=1262
-  _globals['_CODEGEN']._serialized_end=1829
+  _globals['_SAMPLINGSETTINGS']._serialized_end=197
+  _globals['_GENERATESKILLFUNCTIONSREQUEST']._serialized_start=199
+  _globals['_GENERATESKILLFUNCTIONSREQUEST']._serialized_end=323
+  _globals['_GENERATETRAININGPOLICYREQUEST']._serialized_start=325
+  _globals['_GENERATETRAININGPOLICYREQUEST']._serialized_end=409
+  _globals['_COMPOSETASKREQUEST']._serialized_start=412
+  _globals['_COMPOSETASKREQUEST']._serialized_end=543
+  _globals['_VALIDATIONCHECK']._serialized_start=545
+  _globals['_VALIDATIONCHECK']._serialized_end=608
+  _globals['_VALIDATIONREPORT']._serialized_start=610
+  _globals['_VALIDATIONREPORT']._serialized_end=717
+  _globals['_ARTIFACT']._serialized_start=720
+  _globals['_ARTIFACT']._serialized_end=1087
+  _globals['_GENERATIONRESULT']._serialized_start=1089
+  _globals['_GENERATIONRESULT']._serialized_end=1216
+  _globals['_VALIDATECODEREQUEST']._serialized_start=1218
+  _globals['_VALIDATECODEREQUEST']._serialized_end=1298
+  _globals['_GETARTIFACTREQUEST']._serialized_start=1300
+  _globals['_GETARTIFACTREQUEST']._serialized_end=1336
+  _globals['_CODEGEN']._serialized_start=1445
+  _globals['_CODEGEN']._serialized_end=2012
 # @@protoc_insertion_point(module_scope)

@@ -20,16 +20,18 @@ TRAINING_POLICY: ArtifactKind
 TASK_POLICY: ArtifactKind
 
 class SamplingSettings(_message.Message):
-    __slots__ = ("temperature", "max_tokens", "seed", "max_repair_rounds")
+    __slots__ = ("temperature", "max_tokens", "seed", "max_repair_rounds", "samples")
     TEMPERATURE_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     MAX_REPAIR_ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
     temperature: float
     max_tokens: int
     seed: int
     max_repair_rounds: int
-    def __init__(self, temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., max_repair_rounds: _Optional[int] = ...) -> None: ...
+    samples: int
+    def __init__(self, temperature: _Optional[float] = ..., max_tokens: _Optional[int] = ..., seed: _Optional[int] = ..., max_repair_rounds: _Optional[int] = ..., samples: _Optional[int] = ...) -> None: ...
 
 class GenerateSkillFunctionsRequest(_message.Message):
     __slots__ = ("skills", "sampling")
@@ -46,14 +48,16 @@ class GenerateTrainingPolicyRequest(_message.Message):
     def __init__(self, sampling: _Optional[_Union[SamplingSettings, _Mapping]] = ...) -> None: ...
 
 class ComposeTaskRequest(_message.Message):
-    __slots__ = ("prompt", "task_name", "sampling")
+    __slots__ = ("prompt", "task_name", "sampling", "detector_task")
     PROMPT_FIELD_NUMBER: _ClassVar[int]
     TASK_NAME_FIELD_NUMBER: _ClassVar[int]
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_TASK_FIELD_NUMBER: _ClassVar[int]
     prompt: str
     task_name: str
     sampling: SamplingSettings
-    def __init__(self, prompt: _Optional[str] = ..., task_name: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSettings, _Mapping]] = ...) -> None: ...
+    detector_task: str
+    def __init__(self, prompt: _Optional[str] = ..., task_name: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSettings, _Mapping]] = ..., detector_task: _Optional[str] = ...) -> None: ...
 
 class ValidationCheck(_message.Message):
     __slots__ = ("name", "passed", "detail")
@@ -76,7 +80,7 @@ class ValidationReport(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., checks: _Optional[_Iterable[_Union[ValidationCheck, _Mapping]]] = ..., sandbox_output: _Optional[str] = ...) -> None: ...
 
 class Artifact(_message.Message):
-    __slots__ = ("sha256", "kind", "code", "validation", "prompt", "model", "sampling", "created_unix", "transcript_json")
+    __slots__ = ("sha256", "kind", "code", "validation", "prompt", "model", "sampling", "created_unix", "transcript_json", "task_name", "detector_task", "model_digest", "backend", "tests")
     SHA256_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +90,11 @@ class Artifact(_message.Message):
     SAMPLING_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_FIELD_NUMBER: _ClassVar[int]
     TRANSCRIPT_JSON_FIELD_NUMBER: _ClassVar[int]
+    TASK_NAME_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_TASK_FIELD_NUMBER: _ClassVar[int]
+    MODEL_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    TESTS_FIELD_NUMBER: _ClassVar[int]
     sha256: str
     kind: ArtifactKind
     code: str
@@ -95,15 +104,24 @@ class Artifact(_message.Message):
     sampling: SamplingSettings
     created_unix: int
     transcript_json: str
-    def __init__(self, sha256: _Optional[str] = ..., kind: _Optional[_Union[ArtifactKind, str]] = ..., code: _Optional[str] = ..., validation: _Optional[_Union[ValidationReport, _Mapping]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSettings, _Mapping]] = ..., created_unix: _Optional[int] = ..., transcript_json: _Optional[str] = ...) -> None: ...
+    task_name: str
+    detector_task: str
+    model_digest: str
+    backend: str
+    tests: str
+    def __init__(self, sha256: _Optional[str] = ..., kind: _Optional[_Union[ArtifactKind, str]] = ..., code: _Optional[str] = ..., validation: _Optional[_Union[ValidationReport, _Mapping]] = ..., prompt: _Optional[str] = ..., model: _Optional[str] = ..., sampling: _Optional[_Union[SamplingSettings, _Mapping]] = ..., created_unix: _Optional[int] = ..., transcript_json: _Optional[str] = ..., task_name: _Optional[str] = ..., detector_task: _Optional[str] = ..., model_digest: _Optional[str] = ..., backend: _Optional[str] = ..., tests: _Optional[str] = ...) -> None: ...
 
 class GenerationResult(_message.Message):
-    __slots__ = ("artifact", "attempts")
+    __slots__ = ("artifact", "attempts", "sample_sha256", "repair_rounds")
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
     ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     artifact: Artifact
     attempts: int
-    def __init__(self, artifact: _Optional[_Union[Artifact, _Mapping]] = ..., attempts: _Optional[int] = ...) -> None: ...
+    sample_sha256: _containers.RepeatedScalarFieldContainer[str]
+    repair_rounds: int
+    def __init__(self, artifact: _Optional[_Union[Artifact, _Mapping]] = ..., attempts: _Optional[int] = ..., sample_sha256: _Optional[_Iterable[str]] = ..., repair_rounds: _Optional[int] = ...) -> None: ...
 
 class ValidateCodeRequest(_message.Message):
     __slots__ = ("code", "kind")

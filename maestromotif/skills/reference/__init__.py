@@ -26,6 +26,8 @@ TASK_POLICIES: tuple[str, ...] = (
     "discoveryhunger",
 )
 REFERENCE_NAMES: tuple[str, ...] = (TRAINING_POLICY, *TASK_POLICIES)
+# The default initiation/termination rules (maestromotif.skills.rules) written as skill functions.
+SKILL_FUNCTIONS_NAME = "skill_functions"
 
 
 def reference_source(name: str) -> str:
@@ -38,3 +40,8 @@ def reference_source(name: str) -> str:
 def load_reference(name: str, **limits: Any) -> SandboxedPolicy:
     """Load a reference policy through the subset checker and sandbox."""
     return load_policy(reference_source(name), name=name, **limits)
+
+
+def reference_skill_functions_source() -> str:
+    """Source of the default rules written as skill functions (``skill_precondition``, ``skill_termination``)."""
+    return resources.files(__package__).joinpath(f"{SKILL_FUNCTIONS_NAME}.py").read_text(encoding="utf-8")

@@ -1,0 +1,172 @@
+"""Hostile or broken programs for the code validator, each with the stage that must reject it.
+
+Each entry: (id, kind, source, tests_source or None, expected failing stage, fragment of the
+verdict detail). Stage names are those of ``maestromotif.codegen.validate.STAGES``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Case(NamedTuple):
+    id: str
+    kind: str
+    source: str
+    tests: str | None
+    stage: str
+    fragment: str
+
+
+HEADER = "SKILL_TURNS = 50\n\n\ndef start(memory):\n    memory.n = 0\n\n\n"
+POLICY = "task_policy"
+SKILLS = "skill_functions"
+
+
+def policy_with(body: str, *, header: str = HEADER, extra: str = "") -> str:
+    """A policy whose choose_skill has ``body``."""
+    lines = "".join(f"    {line}\n" for line in body.splitlines())
+    return header + extra + "def choose_skill(state, memory):\n" + lines
+
+
+def with_start(body: str) -> str:
+    """A valid choose_skill, with ``body`` in start()."""
+    lines = "".join(f"    {line}\n" for line in body.splitlines())
+    return "SKILL_TURNS = 50\n\n\ndef start(memory):\n" + lines + "\n\ndef choose_skill(state, memory):\n    return DISCOVERER\n"
+
+
+VALID_POLICY = policy_with("if state.depth < 3:\n    return DESCENDER\nreturn DISCOVERER")
+
+SKILL_OK_PRE = "def skill_precondition(crop, num_items):\n    return (False, False)\n\n\n"
+SKILL_OK_END = ("def skill_termination(skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, "
+                "base_turns):\n    return skill_turns >= base_turns\n")
+
+
+def skills_with(pre_body: str | None = None, end_body: str | None = None) -> str:
+    pre = SKILL_OK_PRE if pre_body is None else (
+        "def skill_precondition(crop, num_items):\n" + "".join(f"    {x}\n" for x in pre_body.splitlines()) + "\n\n")
+    end = SKILL_OK_END if end_body is None else (
+        "def skill_termination(skill, skill_turns, depth, start_depth, worshipper_pre, merchant_pre, base_turns):\n"
+        + "".join(f"    {x}\n" for x in end_body.splitlines()))
+    return pre + end
+
+
+CASES: tuple[Case, ...] = (
+    # ---------------------------------------------------------------- size and parse
+    Case("empty-source", POLICY, "   \n", None, "size", "empty"),
+    Case("huge-source", POLICY, VALID_POLICY + "#" + "x" * 40_000 + "\n", None, "size", "bytes"),
+    Case("too-many-lines", POLICY, VALID_POLICY + "\n" * 900, None, "size", "lines"),
+    Case("huge-tests", POLICY, VALID_POLICY, "def test_a():\n    assert True\n" + "#" * 20_000, "size", "tests"),
+    Case("syntax-error", POLICY, policy_with("return DISCOVERER +"), None, "parse", "syntax error"),
+    Case("null-byte", POLICY, VALID_POLICY + "\x00\n", None, "parse", "null"),
+    Case("nesting-bomb", POLICY, "X = " + "(" * 300 + "1" + ")" * 300 + "\n" + VALID_POLICY, None, "parse", "line"),
+    # ---------------------------------------------------------------- imports, I/O, processes, network
+    Case("import-os", POLICY, "import os\n" + VALID_POLICY, None, "allow-list", "import of 'os'"),
+    Case("import-subprocess", POLICY, "import subprocess\n" + VALID_POLICY, None, "allow-list", "'subprocess'"),
+    Case("from-ctypes", POLICY, "from ctypes import CDLL\n" + VALID_POLICY, None, "allow-list", "'ctypes'"),
+    Case("import-in-function", POLICY, policy_with("import socket\nreturn DISCOVERER"), None, "allow-list", "'socket'"),
+    Case("fork", POLICY, policy_with("import os\nos.fork()\nreturn DISCOVERER"), None, "allow-list", "import of 'os'"),
+    Case("socket-connect", POLICY, "from socket import create_connection\n" + VALID_POLICY, None, "allow-list",
+         "'socket'"),
+    Case("dunder-import", POLICY, policy_with("__import__('os').system('id')\nreturn 0"), None, "allow-list",
+         "names starting with '_'"),
+    Case("open-file", POLICY, policy_with("open('/etc/passwd').read()\nreturn 0"), None, "allow-list", "'open'"),
+    Case("write-file", POLICY, policy_with("open('/tmp/x', 'w').write('x')\nreturn 0"), None, "allow-list", "'open'"),
+    Case("eval", POLICY, policy_with("return eval('1')"), None, "allow-list", "'eval'"),
+    Case("print-bomb", POLICY, policy_with("print('x' * 100000)\nreturn 0"), None, "allow-list", "'print'"),
+    # ---------------------------------------------------------------- attribute walks to builtins
+    Case("class-subclasses", POLICY, policy_with("return ().__class__.__bases__[0].__subclasses__()"), None,
+         "allow-list", "'__subclasses__'"),
+    Case("function-globals", POLICY, policy_with("return choose_skill.__globals__"), None, "allow-list",
+         "'__globals__'"),
+    Case("generator-frame", POLICY, policy_with("g = (x for x in [1])\nreturn g.gi_frame.f_back.f_globals"), None,
+         "allow-list", "'f_globals'"),
+    Case("generator-code", POLICY, policy_with("g = (x for x in [1])\nreturn g.gi_code.co_consts"), None,
+         "allow-list", "'co_consts'"),
+    Case("str-format-field", POLICY, policy_with("return '{0.__class__}'.format(state)"), None, "allow-list",
+         "'format'"),
+    Case("format-map", POLICY, policy_with("return '{s.__class__}'.format_map({'s': state})"), None, "allow-list",
+         "'format_map'"),
+    Case("fstring-dunder", POLICY, policy_with("return f'{state.__class__}'"), None, "allow-list", "'__class__'"),
+    Case("getattr", POLICY, policy_with("return getattr(state, '__class__')"), None, "allow-list", "'getattr'"),
+    Case("type-mro", POLICY, policy_with("return type(state).mro()"), None, "allow-list", "'mro'"),
+    Case("memory-dict", POLICY, policy_with("memory.__dict__['x'] = 1\nreturn 0"), None, "allow-list",
+         "'__dict__'"),
+    Case("class-definition", POLICY, "class Evil:\n    pass\n\n" + VALID_POLICY, None, "allow-list", "ClassDef"),
+    Case("lambda", POLICY, policy_with("return (lambda: 0)()"), None, "allow-list", "Lambda"),
+    # ---------------------------------------------------------------- shared state
+    Case("global-statement", POLICY, policy_with("global SKILL_TURNS\nSKILL_TURNS = 1\nreturn 0"), None,
+         "allow-list", "Global"),
+    Case("module-list-state", POLICY, "SEEN = []\n" + policy_with("SEEN.append(state.depth)\nreturn 0"), None,
+         "allow-list", "module-level values"),
+    Case("rebind-skill-constant", POLICY, "DISCOVERER = 3\n" + VALID_POLICY, None, "allow-list", "predefined"),
+    Case("rebind-builtin", POLICY, policy_with("len = 3\nreturn 0"), None, "allow-list", "predefined"),
+    Case("function-attribute-state", POLICY, policy_with("choose_skill.calls = 1\nreturn 0"), None, "allow-list",
+         "module-level objects"),
+    Case("module-attribute", POLICY, "import random\n" + policy_with("random.random = 1\nreturn 0"), None,
+         "allow-list", "module-level objects"),
+    Case("mutable-default", POLICY, VALID_POLICY + "\n\ndef helper(x, seen=[]):\n    return seen\n", None,
+         "allow-list", "default values"),
+    Case("change-state-object", POLICY, policy_with("state.depth = 0\nreturn 0"), None, "harness",
+         "FrozenInstanceError"),
+    Case("mutate-state-set", POLICY, policy_with("state.visited_main_depths.add(9)\nreturn 0"), None, "harness",
+         "AttributeError"),
+    Case("type-error", POLICY, policy_with("memory.x = 1\nreturn memory.x + 'a'"), None, "harness",
+         "TypeError"),
+    # ---------------------------------------------------------------- contract
+    Case("missing-choose-skill", POLICY, HEADER, None, "allow-list", "choose_skill"),
+    Case("wrong-arity", POLICY, HEADER + "def choose_skill(state):\n    return 0\n", None, "allow-list",
+         "2 parameter"),
+    Case("missing-skill-turns", POLICY, VALID_POLICY.replace("SKILL_TURNS = 50", "TURNS = 50"), None,
+         "allow-list", "SKILL_TURNS"),
+    Case("skills-missing-termination", SKILLS, SKILL_OK_PRE, None, "allow-list", "skill_termination"),
+    # ---------------------------------------------------------------- fails when loaded (isolated process)
+    Case("bad-skill-turns", POLICY, VALID_POLICY.replace("SKILL_TURNS = 50", "SKILL_TURNS = 0"), None,
+         "isolated-run", "SKILL_TURNS"),
+    Case("string-skill-turns", POLICY, VALID_POLICY.replace("SKILL_TURNS = 50", "SKILL_TURNS = '50'"), None,
+         "isolated-run", "SKILL_TURNS"),
+    Case("load-time-int-bomb", POLICY, "X = 10 ** 10 ** 10\n" + VALID_POLICY, None, "isolated-run",
+         "exceeds the limit"),
+    Case("load-time-string-bomb", POLICY, "X = 'a' * 10 ** 9\n" + VALID_POLICY, None, "isolated-run",
+         "exceeds the limit"),
+    Case("load-time-error", POLICY, "X = 1 // 0\n" + VALID_POLICY, None, "isolated-run", "ZeroDivisionError"),
+    # ---------------------------------------------------------------- fails on the recorded states
+    Case("infinite-loop", POLICY, policy_with("while True:\n    pass"), None, "harness", "exceeded"),
+    Case("infinite-loop-in-start", POLICY, with_start("while True:\n    memory.n = memory.n + 1"), None, "harness",
+         "start()"),
+    Case("memory-bomb", POLICY, policy_with("a = []\nwhile True:\n    a.append(list(range(10000)))"), None,
+         "harness", "choose_skill()"),  # the memory-growth or the time budget, whichever trips first
+    Case("deep-recursion", POLICY, policy_with("return down(0)", extra="def down(n):\n    return down(n + 1)\n\n\n"),
+         None, "harness", "RecursionError"),
+    Case("slow-per-call", POLICY, policy_with(
+        "xs = list(range(2000))\nfor i in range(100000):\n    xs = sorted(xs, reverse=i % 2 == 0)\nreturn 0"),
+        None, "harness", "exceeded"),
+    Case("invalid-skill-id", POLICY, policy_with("return 7"), None, "harness", "out of range"),
+    Case("returns-none", POLICY, policy_with("if state.depth > 0:\n    return None\nreturn 0"), None, "harness",
+         "invalid skill"),
+    Case("unavailable-skill", POLICY, policy_with("return MERCHANT"), None, "harness", "not in state.available"),
+    Case("huge-output", POLICY, policy_with("return 'x' * 100000"), None, "harness", "unknown skill name"),
+    Case("raises", POLICY, policy_with("return [0][state.depth + 5]"), None, "harness", "IndexError"),
+    Case("skills-wrong-precondition-type", SKILLS, skills_with(pre_body="return 1"), None, "harness",
+         "must return (worshipper_pre, merchant_pre)"),
+    Case("skills-wrong-termination-type", SKILLS, skills_with(end_body="return 'yes'"), None, "harness",
+         "must return a bool"),
+    Case("skills-termination-loop", SKILLS, skills_with(end_body="while True:\n    pass"), None, "harness",
+         "exceeded"),
+    # ---------------------------------------------------------------- the LLM's own tests
+    Case("failing-test", POLICY, VALID_POLICY,
+         "def test_merchant_first():\n    assert choose_skill(make_state(), Memory()) == MERCHANT\n",
+         "llm-tests", "AssertionError"),
+    Case("test-infinite-loop", POLICY, VALID_POLICY, "def test_spin():\n    while True:\n        pass\n",
+         "llm-tests", "exceeded"),
+    Case("test-bad-helper-field", POLICY, VALID_POLICY, "def test_a():\n    assert make_state(hp=3)\n",
+         "llm-tests", "unknown field"),
+    Case("test-imports-os", POLICY, VALID_POLICY, "import os\n\n\ndef test_a():\n    assert os\n", "allow-list",
+         "tests: line 1: import of 'os'"),
+    Case("test-rebinds-code", POLICY, VALID_POLICY,
+         "def choose_skill(state, memory):\n    return 0\n\n\ndef test_a():\n    assert choose_skill(0, 0) == 0\n",
+         "allow-list", "predefined"),
+    Case("test-attribute-walk", POLICY, VALID_POLICY, "def test_a():\n    assert choose_skill.__globals__\n",
+         "allow-list", "'__globals__'"),
+    Case("test-none-defined", POLICY, VALID_POLICY, "X = 1\n", "allow-list", "test_"),
+)

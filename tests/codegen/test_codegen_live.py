@@ -1,0 +1,88 @@
+"""Policies written by the real embedded model, run inside the skill controller on real NetHack.
+
+``data/artifacts`` holds an artifact that the default embedded model generated with
+``experiments/codegen_models.py`` (its transcript, model digest and validation report are in the
+file). The fast test checks that it is what it says and plays a full NLE episode with it. The
+slow test generates live through the Codegen service with the embedded model.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from maestromotif.codegen import ArtifactKind
+from maestromotif.codegen.artifacts import ArtifactStore, code_sha256
+from maestromotif.codegen.episodes import play_episode
+from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL
+from maestromotif.llm.models import get_spec
+from maestromotif.skills.reference import reference_source
+from maestromotif.tasks.specs import TASK_NAMES
+
+COMMITTED = Path(__file__).with_name("data") / "artifacts"
+
+
+def _committed() -> list[str]:
+    return sorted(p.stem for p in COMMITTED.glob("*.json"))
+
+
+def test_committed_artifact_came_from_the_real_model() -> None:
+    store = ArtifactStore(COMMITTED)
+    shas = _committed()
+    assert shas, "no committed artifact"
+    for sha in shas:
+        record = store.get(sha)  # checks the file against its address
+        assert record.valid and record.kind == ArtifactKind.TASK_POLICY and record.task in TASK_NAMES
+        assert record.backend == "embedded" and record.model_digest == get_spec(record.model_id).sha256
+        # the stored code is what the model answered (in its last answer), not a hand edit
+        last_answer = [m for m in record.transcript if m.role == "assistant"][-1].content
+        assert record.code.strip().splitlines()[-1].strip() in last_answer
+        assert code_sha256(record.code) == sha
+        # and it is not the task's own reference policy
+        assert record.code.strip() != reference_source(record.task).strip()
+        assert record.task not in record.generation["examples"]
+
+
+def test_committed_artifact_plays_a_full_nle_episode() -> None:
+    store = ArtifactStore(COMMITTED)
+    sha = _committed()[0]
+    record = store.get(sha)
+    policy = store.load_policy(sha)
+    result = play_episode(policy, record.detector_task or record.task, seed=3, max_steps=10_000)
+    assert result.end in ("died", "step limit", "task done") and result.steps > 0
+    assert result.selections >= 1  # the controller asked the generated policy
+    assert result.policy_failures == 0, result.failure_messages
+
+
+@pytest.mark.slow
+def test_compose_live_through_the_service(tmp_path: Path) -> None:
+    """ComposeTask over gRPC with the embedded model: LLM, extraction, isolated validation, store, metrics."""
+    from maestromotif.kit.testing import running
+    from maestromotif.v1 import codegen_pb2 as pb
+    from maestromotif.v1 import codegen_pb2_grpc
+    from services.codegen.server import SPEC
+
+    with running(SPEC, store_dir=str(tmp_path / "artifacts"), model=DEFAULT_CODEGEN_MODEL) as svc:
+        stub = codegen_pb2_grpc.CodegenStub(svc.channel)
+        reply = stub.ComposeTask(pb.ComposeTaskRequest(
+            prompt="Get into the Gnomish Mines.", detector_task="gnomish",
+            sampling=pb.SamplingSettings(seed=0, max_repair_rounds=1)), timeout=3000)
+        art = reply.artifact
+        assert art.backend == "embedded" and art.model_digest == get_spec(DEFAULT_CODEGEN_MODEL).sha256
+        assert art.detector_task == "gnomish" and art.sampling.seed == 0
+        transcript = json.loads(art.transcript_json)
+        assert transcript[0]["role"] == "system" and transcript[-1]["role"] == "assistant"
+        assert reply.attempts == sum(1 for m in transcript if m["role"] == "assistant") <= 2
+        assert [c.name for c in art.validation.checks][0] == "size"
+        again = stub.GetArtifact(pb.GetArtifactRequest(sha256=art.sha256))
+        assert again.code == art.code
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{svc.metrics_port}/metrics", timeout=10).read().decode()
+        assert 'maestromotif_codegen_generations_total{kind="task_policy"' in metrics
+        assert 'maestromotif_codegen_tokens_total{direction="completion"}' in metrics
+        assert "maestromotif_codegen_repair_rounds_count 1.0" in metrics
+        if art.validation.valid:
+            policy = ArtifactStore(tmp_path / "artifacts").load_policy(art.sha256)
+            assert play_episode(policy, "gnomish", seed=1).policy_failures == 0
