@@ -153,6 +153,21 @@ def random_policy_returns(data: dict[str, np.ndarray], reward_address: str) -> d
     return {SKILLS[k]: float(np.mean(v)) for k, v in runs.items() if v}
 
 
+def bundle_label_sources(bundles: Path) -> dict[str, str]:
+    """Per skill, what decided the labels the bundle was trained on (``llm``, ``llm+depth_prior:W``,
+    ``unrecorded`` for bundles made before this was recorded)."""
+    from maestromotif.rewards.bundles import read_manifest
+
+    out = {}
+    for skill, entry in read_manifest(bundles)["skills"].items():
+        try:
+            report = json.loads((bundles / entry["path"] / "report.json").read_text())
+        except (OSError, ValueError):
+            report = {}
+        out[skill] = report.get("label_source", "unrecorded")
+    return out
+
+
 def start_services(out: Path, bundles: Path, processes: int, envs: int, batch: int,
                    learning_rate: float) -> tuple[list, dict]:
     from maestromotif.kit.client import wait_for_serving
@@ -203,7 +218,23 @@ def plot(history: list[dict], random_returns: dict[str, float], evaluation: dict
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 5, figsize=(22, 4))
+    fig, grid = plt.subplots(2, 5, figsize=(22, 8))
+    for ax, skill in zip(grid[1], SKILLS):
+        xs = [h["samples_trained"] for h in history if skill in h.get("skill_competence", {})]
+        ys = [h["skill_competence"][skill] for h in history if skill in h.get("skill_competence", {})]
+        ax.plot(xs, ys, label="training (last 200 runs)")
+        if evaluation is not None:
+            comparison = evaluation["skills"][skill]
+            for kind, colour in (("trained", "green"), ("random", "red")):
+                mean = comparison[kind].get("mean_competence")
+                if mean is not None:
+                    ax.axhline(mean, color=colour, linestyle="--",
+                               label=f"final eval, {kind} runs (n={comparison[kind]['runs']})")
+        ax.set_xlabel("samples trained")
+        ax.set_ylabel("new squares per step" if skill == "discoverer" else "fraction of competent runs")
+        ax.set_title(f"{skill}: competence")
+        ax.legend(fontsize=7)
+    axes = grid[0]
     for ax, skill in zip(axes, SKILLS):
         xs = [h["samples_trained"] for h in history if skill in h["skill_returns"]]
         ys = [h["skill_returns"][skill] for h in history if skill in h["skill_returns"]]
@@ -244,12 +275,28 @@ def start_end(history: list[dict], skill: str) -> tuple[float | None, float | No
     return start, end, head[-1]["skill_runs"].get(skill, 0), tail[-1]["skill_runs"].get(skill, 0)
 
 
+def competence_start_end(history: list[dict], skill: str) -> tuple[float | None, float | None]:
+    """Start and end of the training competence curve, as ``start_end`` does for returns."""
+    seen = [h for h in history if skill in h.get("skill_competence", {})]
+    if not seen:
+        return None, None
+    first = next((i for i, h in enumerate(seen) if h["skill_runs"].get(skill, 0) >= MIN_RUNS), 0)
+    head, tail = seen[first : first + SMOOTH], seen[-SMOOTH:]
+    return (float(np.mean([h["skill_competence"][skill] for h in head])),
+            float(np.mean([h["skill_competence"][skill] for h in tail])))
+
+
 def summarize(history: list[dict], random_returns: dict[str, float], evaluation: dict | None) -> dict[str, dict]:
     summary = {}
     for skill in SKILLS:
         start, end, start_runs, end_runs = start_end(history, skill)
         comparison = evaluation["skills"][skill] if evaluation is not None else None
+        c_start, c_end = competence_start_end(history, skill)
         summary[skill] = {
+            "competence_start": c_start,
+            "competence_end": c_end,
+            "competent_runs": history[-1].get("skill_competent_runs", {}).get(skill) if history else None,
+            "eval_competence_above_random": comparison.get("competence_above_random") if comparison else None,
             "start": start,
             "start_runs": start_runs,
             "end": end,
@@ -296,7 +343,8 @@ def main() -> None:
     print(f"collected {data['skills'].size} random-policy transitions in {time.time() - t_start:.0f}s", flush=True)
     if args.bundles is not None:
         bundles = args.bundles.resolve()
-        reward_reports = {"bundles": str(bundles), "labels": "given bundles (not rule-labelled)"}
+        reward_reports = {"bundles": str(bundles), "labels": "given bundles (not rule-labelled)",
+                          "label_source": bundle_label_sources(bundles)}
     else:
         bundles = out / "bundles"
         reward_reports = train_bundles(data, bundles, args.pairs, args.seed)
@@ -328,6 +376,8 @@ def main() -> None:
                 "losses": dict(s.losses),
                 "skill_returns": dict(s.skill_returns),
                 "skill_runs": dict(s.skill_runs),
+                "skill_competence": dict(s.skill_competence),
+                "skill_competent_runs": dict(s.skill_competent_runs),
             }
             history.append(entry)
             print(json.dumps(entry), flush=True)

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from maestromotif.annotation.schema import LABEL_FIRST, LABEL_SECOND, Transition
-from maestromotif.annotation.strategies import Annotator
+from maestromotif.annotation.strategies import Annotator, label_source
 from maestromotif.skills.ids import Skill, parse_skill, skill_name
 
 _DEFAULT_STATS = {"depth": 3, "gold": 0, "hp": 14, "hp_max": 14, "xp_level": 3, "hunger": 1}
@@ -95,6 +95,7 @@ class EvalReport:
     seconds: float = 0.0
     model: str = ""
     strategy: str = ""
+    depth_prior: float = 0.0  # weight of the hand-coded depth prior (0: the LLM's judgement alone)
 
     @property
     def agree(self) -> int:
@@ -121,6 +122,8 @@ class EvalReport:
         return {
             "model": self.model,
             "strategy": self.strategy,
+            "depth_prior": self.depth_prior,
+            "label_source": label_source(self.depth_prior),
             "overall": {"agree": self.agree, "total": self.total, "agreement": round(self.agreement, 4)},
             "per_skill": {k: {"agree": a, "total": t, "agreement": round(a / t, 4) if t else 0.0}
                           for k, (a, t) in self.per_skill.items()},
@@ -142,7 +145,8 @@ class EvalReport:
 def evaluate(annotator: Annotator, cases: list[CheckCase],
              progress: Callable[[int], None] | None = None) -> EvalReport:
     """Label every case and count agreement with the expected label (a tie counts as a miss)."""
-    report = EvalReport(model=annotator.model_id, strategy=annotator.strategy)
+    report = EvalReport(model=annotator.model_id, strategy=annotator.strategy,
+                        depth_prior=annotator.depth_prior if annotator.strategy == "score" else 0.0)
     start = time.perf_counter()
     for case in cases:
         result = annotator.annotate(case.skill, case.first, case.second, seed=1516 + case.index)

@@ -334,6 +334,5 @@ class AnnotationJob:
         write_label_file(
             self.spec.labels_dir, SKILL_NAMES[int(skill)], f"labels-{self.shard_name}.parquet", table,
             extra={"pairs_dir": os.path.abspath(self.spec.pairs_dir),
-                   "pairs_num_pairs": dataset.num_pairs, "model": self.annotator.model_id,
-                   "strategy": self.annotator.strategy},
+                   "pairs_num_pairs": dataset.num_pairs, **self.annotator.provenance},
         )

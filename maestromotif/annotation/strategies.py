@@ -6,11 +6,17 @@
 * ``score`` (for small models): each transition alone gets few-shot Yes/No
   questions about the skill (one per phrasing); its LLM score is the mean over
   phrasings of log P(Yes) - log P(No) of the first answer token, cached per
-  (skill, shown text). To it is added the *depth prior*: the skill's own goal
-  about level changes, as its description states it (descender: down is
-  progress, up is worse; ascender: the reverse; discoverer: any level change is
-  against the goal; worshipper and merchant: none), times ``depth_prior``. The
-  pair's label compares the two totals with a tie margin.
+  (skill, shown text). The pair's label compares the two scores with a tie
+  margin: by default the label is the LLM's judgement alone (the shown text
+  already states the level change).
+
+  Optional and OFF by default: the hand-coded *depth prior* (``depth_prior`` > 0)
+  adds the skill's own goal about level changes, as its description states it
+  (descender: down is progress, up is worse; ascender: the reverse; discoverer:
+  any level change is against the goal; worshipper and merchant: none), times
+  ``depth_prior``. With a weight above the LLM's spread it decides every pair
+  where exactly one transition changes level, so such labels are not the LLM's:
+  every output made with it names it (``label_source``).
 
 Default strategy per backend: ``score`` for the embedded (small) model, since
 small models asked to compare answer near chance (nearly always "1"); ``compare``
@@ -49,11 +55,17 @@ from maestromotif.skills.ids import Skill
 
 STRATEGIES = ("compare", "score")
 DEFAULT_TIE_MARGIN = 0.1  # identical messages score identically; ~0.1 separates real differences for 0.5B
-# Weight of the depth prior, in log-odds units. The 0.5B model's log-odds spread over about
-# 2 units and it barely tells "climb up" from "descend" (docs/annotation.md), so 3.0 lets the
-# stated goal decide whenever exactly one transition changes level the right or wrong way, and
-# the LLM decide among transitions with the same level change. 0 turns the prior off.
-DEFAULT_DEPTH_PRIOR = 3.0
+# Weight of the hand-coded depth prior, in log-odds units. 0 (the default): labels are the LLM's
+# judgement alone, which is the method's point (the LLM designs the reward). The 0.5B model's
+# log-odds spread over about 2 units, so a weight of 3.0 (the former default) lets the rule decide
+# whenever exactly one transition changes level; kept only as an opt-in, named in every output.
+DEFAULT_DEPTH_PRIOR = 0.0
+
+
+def label_source(depth_prior_weight: float) -> str:
+    """How labels were decided, as written into label manifests, reports and bundle reports:
+    ``llm`` (the LLM's judgement alone) or ``llm+depth_prior:W`` (the hand-coded prior added)."""
+    return "llm" if depth_prior_weight == 0.0 else f"llm+depth_prior:{depth_prior_weight:g}"
 
 # Sign of the prior per skill for a level change of +1 (one deeper) or -1 (one shallower), from
 # the skill descriptions (maestromotif.skills.descriptions; method.md 5.2): descender wants down
@@ -172,6 +184,18 @@ class Annotator:
         return self.backend.model_id
 
     @property
+    def label_source(self) -> str:
+        """``llm``, or ``llm+depth_prior:W`` when the hand-coded prior decided part of the labels."""
+        return label_source(self.depth_prior if self.strategy == "score" else 0.0)
+
+    @property
+    def provenance(self) -> dict[str, object]:
+        """What decided the labels; written into label manifests and check-set reports."""
+        return {"model": self.model_id, "strategy": self.strategy, "tie_margin": self.tie_margin,
+                "depth_prior": self.depth_prior if self.strategy == "score" else 0.0,
+                "label_source": self.label_source, "settings": self.settings_fingerprint}
+
+    @property
     def settings_fingerprint(self) -> str:
         """Hash of everything besides the model that decides a label: strategy, margins, sampling
         and the prompts as rendered for a fixed probe. A ledger is bound to it, so a resumed job
@@ -233,8 +257,11 @@ class Annotator:
             label = LABEL_TIE
         else:
             label = LABEL_FIRST if diff > 0 else LABEL_SECOND
-        raw = (f"score first={s1:.4f} second={s2:.4f} (llm {p1.llm:.4f} {p2.llm:.4f}, depth prior "
-               f"{p1.prior:+.2f} {p2.prior:+.2f}) margin={self.tie_margin}")
+        if self.depth_prior:
+            raw = (f"score first={s1:.4f} second={s2:.4f} (llm {p1.llm:.4f} {p2.llm:.4f}, depth prior "
+                   f"{p1.prior:+.2f} {p2.prior:+.2f}) margin={self.tie_margin}")
+        else:
+            raw = f"score first={s1:.4f} second={s2:.4f} (llm only) margin={self.tie_margin}"
         return Annotation(label, raw, s1, s2)
 
     # -- compare

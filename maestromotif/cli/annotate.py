@@ -70,8 +70,10 @@ def register(app: typer.Typer) -> None:
         strategy: Optional[str] = typer.Option(None, "--strategy", help="compare | score (default per backend)."),
         shard: Optional[str] = typer.Option(None, "--shard", help="I/N; default JOB_COMPLETION_INDEX or 0/1."),
         tie_margin: float = typer.Option(0.1, "--tie-margin", min=0.0),
-        depth_prior: float = typer.Option(3.0, "--depth-prior", min=0.0, max=100.0,
-                                          help="Score strategy: weight of the skill's level-change goal (0: LLM only)."),
+        depth_prior: float = typer.Option(0.0, "--depth-prior", min=0.0, max=100.0,
+                                          help="Score strategy: weight of a HAND-CODED prior (the skill's level-change "
+                                               "goal) added to the LLM's score; default 0: labels are the LLM's alone. "
+                                               "Outputs made with it say so (label_source)."),
         timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds per LLM request."),
         concurrency: int = typer.Option(8, "--concurrency", min=1, max=256, help="Concurrent remote requests."),
         template: str = typer.Option("llama3", "--template", help="TGI prompt template: llama3 | chatml."),
@@ -106,7 +108,8 @@ def register(app: typer.Typer) -> None:
                 job.stop_event.set()
                 raise
         summary = {"job_id": status.job_id, "state": status.state, "error": status.error,
-                   "model": annotator.model_id, "strategy": annotator.strategy, "shard": f"{index}/{count}",
+                   "model": annotator.model_id, "strategy": annotator.strategy,
+                   "label_source": annotator.label_source, "shard": f"{index}/{count}",
                    "skills": {SKILL_NAMES[k]: {"done": p.done, "total": p.total, "label_counts": p.label_counts}
                               for k, p in status.progress.items()}}
         typer.echo(json.dumps(summary))
@@ -121,8 +124,10 @@ def register(app: typer.Typer) -> None:
         model_dir: Optional[str] = typer.Option(None, "--model-dir"),
         strategy: Optional[str] = typer.Option(None, "--strategy", help="compare | score (default per backend)."),
         tie_margin: float = typer.Option(0.1, "--tie-margin", min=0.0),
-        depth_prior: float = typer.Option(3.0, "--depth-prior", min=0.0, max=100.0,
-                                          help="Score strategy: weight of the skill's level-change goal (0: LLM only)."),
+        depth_prior: float = typer.Option(0.0, "--depth-prior", min=0.0, max=100.0,
+                                          help="Score strategy: weight of a HAND-CODED prior (the skill's level-change "
+                                               "goal) added to the LLM's score; default 0: labels are the LLM's alone. "
+                                               "Outputs made with it say so (label_source)."),
         checkset: Optional[Path] = typer.Option(None, "--checkset", help="YAML check set (default: the shipped one)."),
         timeout: float = typer.Option(120.0, "--timeout", min=1.0),
         template: str = typer.Option("llama3", "--template"),
@@ -152,6 +157,10 @@ def register(app: typer.Typer) -> None:
                            f"{100 * entry['agreement']:5.1f}%")
         overall = data["overall"]
         typer.echo(f"{'overall':<11} {overall['agree']:>3}/{overall['total']:<3} {100 * overall['agreement']:5.1f}%  "
-                   f"({data['pairs_per_second']:.2f} pairs/s, model {data['model']}, strategy {data['strategy']})")
+                   f"({data['pairs_per_second']:.2f} pairs/s, model {data['model']}, strategy {data['strategy']}, "
+                   f"labels {data['label_source']})")
+        if data["label_source"] != "llm":
+            typer.echo(f"note: labels are NOT the LLM's alone: the hand-coded depth prior (weight {data['depth_prior']:g}) "
+                       "was added to its scores")
         if output:
             output.write_text(json.dumps(data, indent=2))

@@ -6,6 +6,14 @@ skill policy through the reward, learner and actor services. Every stage writes 
 annotation job resumes from its ledger and training from its latest checkpoint, so the
 same command can be run again after an interruption and nothing is redone or lost.
 This is what ``make run`` runs, with the embedded LLM.
+
+``--rounds 2`` adds a second collection round (issue 14: more diverse pairs): the trained
+checkpoint plays (``collect --policy checkpoint``), its pairs are labelled by the LLM (its
+judgement alone, as in round 1), the reward models are retrained on both rounds' pairs, a
+second policy is trained on them, and ``round2/report.json`` compares the rounds: distinct
+messages per round and per skill, the reward models' held-out agreement, and each policy's
+return and competence against random actions from the same states. Each of these stages is
+skipped too when its output exists. It is off by default: it more than doubles the run time.
 """
 
 from __future__ import annotations
@@ -42,6 +50,12 @@ def pipeline_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of collection.")] = 0,
     base_port: Annotated[int, typer.Option("--base-port", help="learner, actors, reward get base+0, +1, +2.")] = 50051,
     base_metrics_port: Annotated[int, typer.Option("--base-metrics-port")] = 9091,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, max=2, help=(
+        "Collection rounds. 2: the trained policy collects new pairs, they are labelled, the reward models "
+        "retrained on both rounds and a second policy trained; round2/report.json compares them."))] = 1,
+    eval_steps: Annotated[int, typer.Option("--eval-steps", min=1, help=(
+        "Round 2: env steps of the evaluation of each round's policy (trained vs random, return and competence)."
+    ))] = 20_000,
 ) -> None:
     """Run the method end to end: collect, annotate, train reward models, train the skill policy.
 
@@ -67,7 +81,8 @@ def pipeline_command(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     pairs, labels, bundles = workdir / "pairs", workdir / "labels", workdir / "reward_bundles"
 
-    _stage("1/4 collect pairs of transitions")
+    total = 4 if rounds == 1 else 9
+    _stage(f"1/{total} collect pairs of transitions")
     if (pairs / "manifest.json").exists():
         console.print(f"{pairs} exists: skipped")
     else:
@@ -80,23 +95,28 @@ def pipeline_command(
             raise typer.Exit(2) from exc
         console.print(f"{result.pairs} pairs from {result.steps} steps -> {pairs}")
 
-    _stage(f"2/4 label pairs for the five skills ({backend} LLM)")
+    _stage(f"2/{total} label pairs for the five skills ({backend} LLM)")
     try:
         annotator = Annotator(make_cli_backend(backend, url))
     except (ValueError, LLMError) as exc:
         console.print(f"[red]error: {exc}")
         raise typer.Exit(2) from exc
-    dataset = read_pair_dataset(pairs)
-    job = AnnotationJob(JobSpec(str(pairs), str(labels), tuple(Skill)), annotator)
-    with tqdm(total=dataset.num_pairs * len(Skill), unit="label", desc="annotate") as bar:
-        job.on_progress = bar.update
-        status = job.run()
-    if status.state == FAILED:
-        console.print(f"[red]annotation failed: {status.error}")
-        raise typer.Exit(1)
-    console.print(f"labels ({annotator.strategy} strategy, {annotator.model_id}) -> {labels}")
 
-    _stage("3/4 train the five reward models")
+    def annotate(pairs_dir: Path, labels_dir: Path) -> None:
+        dataset = read_pair_dataset(pairs_dir)
+        job = AnnotationJob(JobSpec(str(pairs_dir), str(labels_dir), tuple(Skill)), annotator)
+        with tqdm(total=dataset.num_pairs * len(Skill), unit="label", desc="annotate") as bar:
+            job.on_progress = bar.update
+            status = job.run()
+        if status.state == FAILED:
+            console.print(f"[red]annotation failed: {status.error}")
+            raise typer.Exit(1)
+        console.print(f"labels ({annotator.strategy} strategy, {annotator.model_id}, "
+                      f"label source {annotator.label_source}) -> {labels_dir}")
+
+    annotate(pairs, labels)
+
+    _stage(f"3/{total} train the five reward models")
     if (bundles / "manifest.json").exists():
         console.print(f"{bundles} exists: skipped")
     else:
@@ -111,12 +131,24 @@ def pipeline_command(
             console.print(f"{r.skill:<11} held-out accuracy {format_metric(m['val_accuracy'])}"
                           f"  threshold {r.meta.threshold:.3f}")
 
-    _stage("4/4 train the skill policy (reward + learner + actors)")
+    _stage(f"4/{total} train the skill policy (reward + learner + actors)")
     code = run_training(steps=train_steps, actors=actors, preset=preset, reward_bundles=bundles,
                         train_dir=workdir / "runs", experiment="policy", base_port=base_port,
                         base_metrics_port=base_metrics_port)
     summary = {"pairs": str(pairs), "labels": str(labels), "reward_bundles": str(bundles),
                "checkpoints": str(workdir / "runs" / "policy"), "exit_code": code}
+    if rounds == 2 and code == 0:
+        from maestromotif.training.rounds import second_round
+
+        code = second_round(
+            workdir, annotate=annotate, collect_steps=collect_steps, collect_envs=collect_envs, seed=seed,
+            config=TrainConfig(learning_rate=reward_lr, batch_size=reward_batch, epochs=reward_epochs, val_fraction=0.1),
+            train=lambda bundle_dir, experiment: run_training(
+                steps=train_steps, actors=actors, preset=preset, reward_bundles=bundle_dir,
+                train_dir=workdir / "runs", experiment=experiment, base_port=base_port,
+                base_metrics_port=base_metrics_port),
+            eval_steps=eval_steps, stage=lambda i, title: _stage(f"{i}/{total} {title}"), console=console)
+        summary.update({"round2": str(workdir / "round2"), "exit_code": code})
     typer.echo(json.dumps(summary))
     raise typer.Exit(code)
 

@@ -77,6 +77,16 @@ def format_metric(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def _label_source(bundle_dir: Path) -> str:
+    """The bundle report's ``label_source`` (llm, llm+depth_prior:W, ...); "unrecorded" if absent."""
+    try:
+        report = json.loads((bundle_dir / "report.json").read_text())
+    except (OSError, ValueError):
+        return "unrecorded"
+    source = report.get("label_source") if isinstance(report, dict) else None
+    return source if isinstance(source, str) else "unrecorded"
+
+
 def reward_info(
     bundles: Annotated[Path, typer.Argument(help="Bundle root (as written by train-reward).")],
 ) -> None:
@@ -96,6 +106,7 @@ def reward_info(
                 "threshold": meta.threshold,
                 "threshold_level": meta.threshold_level,
                 "val_accuracy": meta.metrics.get("val_accuracy"),
+                "label_source": _label_source(bundles / entry["path"]),
             }
     except BundleError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -178,19 +178,30 @@ def evaluate_command(
         raise typer.Exit(2) from exc
     table = Table(title=f"{result.checkpoint} (v{result.policy_version}), {result.env_steps:,} steps, "
                         f"{result.episodes} episodes")
-    for column in ("skill", "trained runs", "trained return", "random runs", "random return", "trained > random"):
+    for column in ("skill", "trained runs", "trained return", "random runs", "random return", "return/step t|r",
+                   "trained competence", "random competence", "trained > random (return, competence)"):
         table.add_column(column, justify="right")
 
     def fmt(mean: float | None, se: float | None) -> str:
         return "-" if mean is None else f"{mean:.3f} ± {se or 0.0:.3f}"
 
+    def per_step(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    def yes(verdict: bool | None) -> str:
+        return "-" if verdict is None else ("yes" if verdict else "no")
+
     for name, comparison in result.skills.items():
-        verdict = comparison.trained_above_random
-        table.add_row(name, str(comparison.trained.runs), fmt(comparison.trained.mean_return, comparison.trained.stderr),
-                      str(comparison.random.runs), fmt(comparison.random.mean_return, comparison.random.stderr),
-                      "-" if verdict is None else ("yes" if verdict else "no"))
+        t, r = comparison.trained, comparison.random
+        table.add_row(name, str(t.runs), fmt(t.mean_return, t.stderr), str(r.runs), fmt(r.mean_return, r.stderr),
+                      f"{per_step(t.return_per_step)} | {per_step(r.return_per_step)}",
+                      fmt(t.mean_competence, t.competence_stderr), fmt(r.mean_competence, r.competence_stderr),
+                      f"{yes(comparison.trained_above_random)}, {yes(comparison.competence_above_random)}")
     console.print(table)
     console.print(f"deepest level per episode: {result.max_depth_counts}")
+    console.print("competence (maestromotif.skills.competence): fraction of runs that end deeper (descender), "
+                  "higher (ascender), stand on an altar (worshipper), see a price quote or sale (merchant); "
+                  "new map squares per step (discoverer)")
     if out is not None:
         atomic_write_text(out, json.dumps(result.to_dict(), indent=2))
         console.print(f"wrote {out}")

@@ -30,6 +30,7 @@ from maestromotif.env import compact
 from maestromotif.env.actions import NUM_ACTIONS
 from maestromotif.env.nethack_env import _DROP_EXCLUDED, NetHackMonk, allocate_raw
 from maestromotif.env.view import GameView
+from maestromotif.skills.competence import NUM_SIGNALS, CompetenceSignals
 
 NUM_SKILLS = compact.NUM_SKILLS
 
@@ -69,6 +70,8 @@ STEP_FIELDS: dict[str, tuple[tuple[int, ...], np.dtype]] = {
     "rewards": ((), np.dtype(np.float32)),
     "dones": ((), np.dtype(np.uint8)),
     "time_outs": ((), np.dtype(np.uint8)),
+    # per-step competence signals of each observation (maestromotif.skills.competence)
+    "competence": ((NUM_SIGNALS,), np.dtype(np.float32)),
 }
 
 
@@ -137,6 +140,7 @@ class EnvGroup:
         self._rows = np.arange(n)
         self._cropper = compact.Cropper(n)
         self._extras = np.zeros((n, 3), dtype=np.float32)
+        self.signals = CompetenceSignals(n)
         # starting-inventory letters of every game; each env writes its own row at reset
         self.start_letters = np.zeros((n, 256), dtype=bool)
         for i, env in enumerate(self.envs):
@@ -158,6 +162,7 @@ class EnvGroup:
         self.ep_return[i] = 0.0
         self.ep_skill_steps[i] = 0
         self.ep_max_depth[i] = 0
+        self.signals.episode_started(i)
         self.spells[i] = env.spell
         self.message_counts[i] = env.message_count
         self.depth_change[i] = 0.0
@@ -287,6 +292,7 @@ class EnvGroup:
         sc = out["stat_changes"]
         sc[:] = 0.0
         sc[:, 0] = self.depth_change
+        self.signals.fill(raw, out["competence"])
 
     def close(self) -> None:
         for env in self.envs:
@@ -329,6 +335,11 @@ class VecEnv:
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, list[EpisodeStats]]:
         finished = self.group.step(actions)
         return self.obs, self.out["rewards"], self.out["dones"], self.out["time_outs"], finished
+
+    @property
+    def competence(self) -> np.ndarray:
+        """float32 [n, 4]: competence signals of the current observations (overwritten by step)."""
+        return self.out["competence"]
 
     def close(self) -> None:
         self.group.close()
@@ -495,6 +506,11 @@ class ProcessVecEnv:
             c.send("step")
         finished = self._gather()
         return self.obs, self.arrays["rewards"], self.arrays["dones"], self.arrays["time_outs"], finished
+
+    @property
+    def competence(self) -> np.ndarray:
+        """float32 [n, 4]: competence signals of the current observations (overwritten by step)."""
+        return self.arrays["competence"]
 
     def close(self) -> None:
         if self._closed:

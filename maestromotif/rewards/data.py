@@ -8,8 +8,11 @@ transition as 256 byte ids and clip(depth after - depth before, -1, 1).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +104,35 @@ def load_preferences(pairs_dir: str | Path, labels_dir: str | Path, skill: str) 
     pairs = read_pair_dataset(pairs_dir)
     labels = read_labels(labels_dir, skill, pairs=pairs)
     return preferences_from_table(join_labels(pairs, labels))
+
+
+def concat_preferences(parts: Sequence[PreferenceData]) -> PreferenceData:
+    """Several rounds' pairs as one set; pair ids get their round's index so they stay unique."""
+    return PreferenceData(
+        np.concatenate([np.array([f"r{i}:{p}" for p in part.pair_ids], dtype=object) for i, part in enumerate(parts)]),
+        np.concatenate([part.messages for part in parts]),
+        np.concatenate([part.depth_change for part in parts]),
+        np.concatenate([part.labels for part in parts]),
+    )
+
+
+def label_provenance(labels_dir: str | Path, skill: str) -> dict[str, Any]:
+    """What decided a skill's labels, from its manifest: model, strategy, depth-prior weight and
+    ``label_source`` (``llm``, ``llm+depth_prior:W``, or ``unrecorded`` for label sets written
+    before the source was recorded, which used the then-default depth prior 3.0 with the score
+    strategy)."""
+    path = Path(labels_dir) / skill / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: cannot read the label manifest ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise DatasetError(f"{path}: not a JSON object")
+    keys = ("model", "strategy", "depth_prior", "tie_margin", "settings")
+    out = {k: manifest[k] for k in keys if k in manifest}
+    source = manifest.get("label_source")
+    out["label_source"] = source if isinstance(source, str) else "unrecorded"
+    return out
 
 
 def available_skills(labels_dir: str | Path) -> list[str]:

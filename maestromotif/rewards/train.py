@@ -38,6 +38,8 @@ from maestromotif.rewards.data import (
     LABEL_UNPARSED,
     PreferenceData,
     available_skills,
+    concat_preferences,
+    label_provenance,
     load_preferences,
 )
 from maestromotif.rewards.model import MESSAGE_LENGTH, RewardNet, pick_device
@@ -377,8 +379,13 @@ def train_reward_models(
     config: TrainConfig | None = None,
     *,
     progress: bool = True,
+    extra_rounds: Sequence[tuple[str | Path, str | Path]] = (),
 ) -> list[TrainResult]:
-    """Train and save one bundle per requested skill ("all": every skill with labels)."""
+    """Train and save one bundle per requested skill ("all": every skill with labels).
+
+    ``extra_rounds``: more (pairs, labels) folders (later collection rounds) whose pairs are
+    added to the first's; each bundle's report lists every round's label provenance.
+    """
     config = config or TrainConfig()
     if skills == "all":
         chosen = available_skills(labels_dir)
@@ -390,10 +397,17 @@ def train_reward_models(
             if skill not in SKILL_NAMES:
                 raise ValueError(f"skill: unknown skill {skill!r}; expected one of {', '.join(SKILL_NAMES)} or all")
     results = []
+    rounds = [(pairs_dir, labels_dir), *extra_rounds]
     for skill in chosen:
-        data = load_preferences(pairs_dir, labels_dir, skill)
+        parts = [load_preferences(p, lab, skill) for p, lab in rounds]
+        data = parts[0] if len(parts) == 1 else concat_preferences(parts)
         log.info("%s: %d labelled pairs", skill, len(data))
         result = train_skill(data, skill, config, progress=progress)
+        # Which labels the model learnt from: the LLM's alone or with the hand-coded prior (issue 14).
+        result.report["labels"] = [label_provenance(lab, skill) | {"pairs": str(p), "labels": str(lab),
+                                                                   "num_pairs": len(part)}
+                                   for (p, lab), part in zip(rounds, parts, strict=True)]
+        result.report["label_source"] = "+".join(sorted({e["label_source"] for e in result.report["labels"]}))
         save_result(result, out_dir)
         results.append(result)
     return results

@@ -54,6 +54,7 @@ class EngineObserver:
     def on_train(self, samples: int, stats: dict[str, float], policy_lag: float, duration_s: float) -> None: ...
     def on_reward_call(self, samples: int, latency_s: float, ok: bool) -> None: ...
     def on_skill_run(self, skill: int, intrinsic_return: float, steps: int) -> None: ...
+    def on_skill_competence(self, skill: int, competent: bool, recent_mean: float) -> None: ...
     def on_dropped(self, trajectories: int, reason: str) -> None: ...
     def on_actors(self, actors: int, envs: int) -> None: ...
     def on_checkpoint(self, path: str) -> None: ...
@@ -148,6 +149,11 @@ class TrainingEngine:
             collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
         ]
         self.skill_runs = np.zeros(NUM_SKILLS, np.int64)  # finished runs per skill since start
+        # competence measure per run (maestromotif.skills.competence), same window as the returns
+        self.skill_competence: list[collections.deque[float]] = [
+            collections.deque(maxlen=stats_window) for _ in range(NUM_SKILLS)
+        ]
+        self.skill_competent_runs = np.zeros(NUM_SKILLS, np.int64)
         self._stats_lock = threading.Lock()
         self.errors: list[str] = []
         # Backpressure: trajectories waiting for rewards or training, in batches. Past the limit,
@@ -194,6 +200,13 @@ class TrainingEngine:
         with self._stats_lock:  # the reward thread appends while status calls read
             means = {k: float(np.mean(d)) for k, d in enumerate(self.skill_returns) if d}
             runs = {k: int(n) for k, n in enumerate(self.skill_runs) if n}
+        return means, runs
+
+    def competence_stats(self) -> tuple[dict[int, float], dict[int, int]]:
+        """Per skill id: mean competence measure over the recent window, competent runs since start."""
+        with self._stats_lock:
+            means = {k: float(np.mean(d)) for k, d in enumerate(self.skill_competence) if d}
+            runs = {k: int(self.skill_competent_runs[k]) for k, d in enumerate(self.skill_competence) if d}
         return means, runs
 
     # --- actors ----------------------------------------------------------------------------
@@ -387,13 +400,20 @@ class TrainingEngine:
             self._record_skill_runs_locked(actor, traj, intrinsic)
 
     def _record_skill_runs_locked(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
+        competence = traj.competence
         for t in range(traj.length):
             skills = traj.skills[:, t]
-            for run in actor.runs.step(skills, intrinsic[:, t], traj.dones[:, t]):
+            signals = None if competence is None else competence[:, t]
+            for run in actor.runs.step(skills, intrinsic[:, t], traj.dones[:, t], signals=signals):
                 if 0 <= run.skill < NUM_SKILLS:
                     self.skill_returns[run.skill].append(run.ret)
                     self.skill_runs[run.skill] += 1
                     self.observer.on_skill_run(run.skill, run.ret, run.steps)
+                    if not np.isnan(run.competence):
+                        self.skill_competence[run.skill].append(run.competence)
+                        self.skill_competent_runs[run.skill] += int(run.competent)
+                        self.observer.on_skill_competence(run.skill, run.competent,
+                                                          float(np.mean(self.skill_competence[run.skill])))
 
     def _release(self, count: int) -> None:
         with self._ready_cv:
@@ -498,6 +518,7 @@ def _concat_obs(parts: list[StepObservation], device: torch.device) -> dict[str,
         rewards=np.concatenate([p.rewards for p in parts]),
         dones=np.concatenate([p.dones for p in parts]),
         time_outs=np.concatenate([p.time_outs for p in parts]),
+        competence=None,  # not a policy input
     )
     return merged.policy_obs(device)
 

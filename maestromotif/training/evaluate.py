@@ -29,20 +29,35 @@ TRAINED, RANDOM = 0, 1  # run tags
 
 @dataclass
 class RunStats:
-    """Returns of one kind of run (trained or random) of one skill."""
+    """Returns and competence of one kind of run (trained or random) of one skill."""
 
     runs: int = 0
     mean_return: float | None = None
     stderr: float | None = None  # standard error of the mean (None below 2 runs)
     mean_steps: float | None = None
+    # intrinsic return per step: all runs' return over all runs' steps
+    return_per_step: float | None = None
+    # competence (maestromotif.skills.competence): mean measure (fraction of competent runs, or new
+    # squares per step for the discoverer), its standard error, and the number of competent runs
+    mean_competence: float | None = None
+    competence_stderr: float | None = None
+    competent_runs: int | None = None
 
     @classmethod
-    def of(cls, returns: list[float], steps: list[int]) -> RunStats:
+    def of(cls, returns: list[float], steps: list[int], competence: list[float] | None = None,
+           competent: list[bool] | None = None) -> RunStats:
         if not returns:
             return cls()
         values = np.asarray(returns, np.float64)
         se = float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else None
-        return cls(len(values), float(values.mean()), se, float(np.mean(steps)))
+        out = cls(len(values), float(values.mean()), se, float(np.mean(steps)),
+                  float(values.sum() / max(1, int(np.sum(steps)))))
+        if competence is not None and len(competence) == len(returns):
+            c = np.asarray(competence, np.float64)
+            out.mean_competence = float(c.mean())
+            out.competence_stderr = float(c.std(ddof=1) / math.sqrt(len(c))) if len(c) > 1 else None
+            out.competent_runs = int(np.sum(competent)) if competent is not None else None
+        return out
 
     @classmethod
     def pooled(cls, parts: list[RunStats]) -> RunStats:
@@ -51,21 +66,40 @@ class RunStats:
         n = sum(p.runs for p in parts)
         if n == 0:
             return cls()
-        mean = sum(p.runs * p.mean_return for p in parts) / n  # type: ignore[operator]
-        # within-part sums of squares (from each part's standard error) plus between-part spread
-        squares = sum(
-            (p.runs - 1) * ((p.stderr or 0.0) ** 2) * p.runs + p.runs * (p.mean_return - mean) ** 2  # type: ignore[operator]
-            for p in parts
-        )
-        stderr = math.sqrt(squares / (n - 1)) / math.sqrt(n) if n > 1 else None
+        mean, stderr = _pool([(p.runs, p.mean_return, p.stderr) for p in parts])  # type: ignore[misc]
         steps = sum(p.runs * p.mean_steps for p in parts) / n  # type: ignore[operator]
-        return cls(n, float(mean), stderr, float(steps))
+        out = cls(n, mean, stderr, float(steps), mean / steps if steps else None)
+        if all(p.mean_competence is not None for p in parts):
+            out.mean_competence, out.competence_stderr = _pool(
+                [(p.runs, p.mean_competence, p.competence_stderr) for p in parts])  # type: ignore[misc]
+            if all(p.competent_runs is not None for p in parts):
+                out.competent_runs = sum(p.competent_runs for p in parts)  # type: ignore[misc]
+        return out
+
+
+def _pool(parts: list[tuple[int, float, float | None]]) -> tuple[float, float | None]:
+    """Mean and standard error of several parts' values together, from (runs, mean, stderr)."""
+    n = sum(runs for runs, _, _ in parts)
+    mean = sum(runs * m for runs, m, _ in parts) / n
+    # within-part sums of squares (from each part's standard error) plus between-part spread
+    squares = sum((runs - 1) * ((se or 0.0) ** 2) * runs + runs * (m - mean) ** 2 for runs, m, se in parts)
+    stderr = math.sqrt(squares / (n - 1)) / math.sqrt(n) if n > 1 else None
+    return float(mean), stderr
 
 
 @dataclass
 class SkillComparison:
     trained: RunStats
     random: RunStats
+
+    @property
+    def competence_above_random(self) -> bool | None:
+        """Trained competence above random by more than two standard errors of the difference."""
+        a, b = self.trained, self.random
+        if a.competence_stderr is None or b.competence_stderr is None or a.mean_competence is None \
+                or b.mean_competence is None:
+            return None
+        return a.mean_competence - b.mean_competence > 2.0 * math.hypot(a.competence_stderr, b.competence_stderr)
 
     @property
     def trained_above_random(self) -> bool | None:
@@ -93,6 +127,7 @@ class EvaluationResult:
         out = asdict(self)
         for name, comparison in self.skills.items():
             out["skills"][name]["trained_above_random"] = comparison.trained_above_random
+            out["skills"][name]["competence_above_random"] = comparison.competence_above_random
         return out
 
     @classmethod
@@ -118,10 +153,18 @@ def _run_stats(data: dict[str, Any]) -> RunStats:
         value = data[key]
         return None if value is None else float(value)
 
+    def optional(key: str) -> float | None:  # absent in files written before competence existed
+        return number(key) if key in data else None
+
     runs = int(data["runs"])
     if runs < 0 or (runs > 0 and number("mean_return") is None):
         raise ValueError(f"runs {runs} with mean_return {data['mean_return']!r}")
-    return RunStats(runs, number("mean_return"), number("stderr"), number("mean_steps"))
+    competent = optional("competent_runs")
+    if competent is not None and not 0 <= competent <= runs:
+        raise ValueError(f"competent_runs {competent} not in [0, {runs}]")
+    return RunStats(runs, number("mean_return"), number("stderr"), number("mean_steps"), optional("return_per_step"),
+                    optional("mean_competence"), optional("competence_stderr"),
+                    None if competent is None else int(competent))
 
 
 def pool_results(results: list[EvaluationResult]) -> EvaluationResult:
@@ -204,6 +247,8 @@ def evaluate_skills(
     plays_random = np.zeros(num_envs, bool)
     returns = {(k, tag): [] for k in range(NUM_SKILLS) for tag in (TRAINED, RANDOM)}
     lengths = {key: [] for key in returns}
+    competence: dict[tuple[int, int], list[float]] = {key: [] for key in returns}
+    competent: dict[tuple[int, int], list[bool]] = {key: [] for key in returns}
     depths: dict[int, int] = {}
     episodes = 0
     done_steps = 0
@@ -213,6 +258,7 @@ def evaluate_skills(
             dones = np.zeros(num_envs, bool)
             while done_steps < steps:
                 skills = obs["skills"].copy()
+                signals = env.competence.copy()  # of observation t, as skills
                 starting = tracker.starting(skills)
                 plays_random[starting] = rng.random(int(starting.sum())) < random_fraction
                 # The trained policy sees every step, random runs included, so its recurrent
@@ -224,10 +270,12 @@ def evaluate_skills(
                 obs, _, step_dones, _, finished = env.step(actions)
                 dones = step_dones.astype(bool)
                 tags = np.where(plays_random, RANDOM, TRAINED)
-                for run in tracker.step(skills, rewards, dones, tags=tags):
+                for run in tracker.step(skills, rewards, dones, tags=tags, signals=signals):
                     if 0 <= run.skill < NUM_SKILLS:
                         returns[(run.skill, run.tag)].append(run.ret)
                         lengths[(run.skill, run.tag)].append(run.steps)
+                        competence[(run.skill, run.tag)].append(run.competence)
+                        competent[(run.skill, run.tag)].append(run.competent)
                 for stats in finished:
                     episodes += 1
                     depths[stats.max_depth] = depths.get(stats.max_depth, 0) + 1
@@ -238,8 +286,8 @@ def evaluate_skills(
         scorer.close()
     skills_out = {
         SKILL_NAMES[k]: SkillComparison(
-            RunStats.of(returns[(k, TRAINED)], lengths[(k, TRAINED)]),
-            RunStats.of(returns[(k, RANDOM)], lengths[(k, RANDOM)]),
+            RunStats.of(returns[(k, TRAINED)], lengths[(k, TRAINED)], competence[(k, TRAINED)], competent[(k, TRAINED)]),
+            RunStats.of(returns[(k, RANDOM)], lengths[(k, RANDOM)], competence[(k, RANDOM)], competent[(k, RANDOM)]),
         )
         for k in range(NUM_SKILLS)
     }

@@ -28,6 +28,8 @@ from maestromotif.models.policy import (
 
 STAT_CHANGE_LENGTH = 5
 
+from maestromotif.skills.competence import NUM_SIGNALS
+
 
 @dataclass
 class StepObservation:
@@ -43,6 +45,8 @@ class StepObservation:
     rewards: np.ndarray  # float32 [n], env reward of the previous action
     dones: np.ndarray  # bool [n], the previous action ended the episode
     time_outs: np.ndarray  # bool [n]
+    # float32 [n, 4] competence signals of these observations (maestromotif.skills.competence), None if unknown
+    competence: np.ndarray | None = None
 
     @property
     def num_envs(self) -> int:
@@ -89,6 +93,7 @@ class Trajectories:
     message_counts: np.ndarray  # [k, T]
     stat_changes: np.ndarray  # [k, T, 5]
     rewards: np.ndarray | None = None  # [k, T] training reward, filled by the reward stage
+    competence: np.ndarray | None = None  # [k, T, 4] competence signals of observation t (None: unknown)
 
     @property
     def count(self) -> int:
@@ -151,6 +156,8 @@ class RolloutBuffer:
         self.env_rewards = np.zeros((n, rollout), np.float32)
         self.dones = np.zeros((n, rollout), bool)
         self.time_outs = np.zeros((n, rollout), bool)
+        self.competence = np.zeros((n, t1, NUM_SIGNALS), np.float32)
+        self._competence_known = True  # every observation of this rollout carried signals
         self.t = 0  # index of the step whose observation was written last
         self._pending = False  # an action was chosen for step t and its outcome is awaited
         self._has_obs = False
@@ -198,11 +205,18 @@ class RolloutBuffer:
         self.skills[:, t] = obs.skills
         self.message_counts[:, t] = obs.message_counts
         self.stat_changes[:, t] = obs.stat_changes
+        if obs.competence is None:
+            self._competence_known = False
+        else:
+            self.competence[:, t] = obs.competence
         self.rnn_states[:, t] = rnn_states
         self.values[:, t] = 0.0  # the learner recomputes the bootstrap value
 
     def _emit(self) -> Trajectories:
         t = self.rollout
+        competence = self.competence[:, :t].copy() if self._competence_known else None
+        # observation t (= rollout) starts the next rollout: its signals decide whether that one is known
+        self._competence_known = True
         return Trajectories(
             tty_chars=self.tty_chars.copy(),
             tty_colors=self.tty_colors.copy(),
@@ -220,6 +234,7 @@ class RolloutBuffer:
             skills=self.skills[:, :t].copy(),
             message_counts=self.message_counts[:, :t].copy(),
             stat_changes=self.stat_changes[:, :t].copy(),
+            competence=competence,
         )
 
 

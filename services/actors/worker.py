@@ -47,7 +47,7 @@ class WorkerSettings:
 
 
 def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, time_outs: np.ndarray,
-            actor_id: str, seq: int, finished: list[Any]) -> Any:
+            actor_id: str, seq: int, finished: list[Any], competence: np.ndarray | None = None) -> Any:
     from maestromotif.v1 import learner_pb2
 
     n = int(obs["skills"].shape[0])
@@ -65,6 +65,7 @@ def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, 
         rewards=rewards.astype("<f4", copy=False).tobytes(),
         dones=dones.astype(np.uint8, copy=False).tobytes(),
         time_outs=time_outs.astype(np.uint8, copy=False).tobytes(),
+        competence=b"" if competence is None else competence.astype("<f4", copy=False).tobytes(),
         finished_episodes=[
             learner_pb2.EpisodeSummary(
                 env_index=int(ep.env_index),
@@ -149,7 +150,7 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
             emit("connected", 1)
             outgoing: queue.Queue[Any] = queue.Queue()
             seq = 0
-            outgoing.put(_encode(obs, rewards, dones, time_outs, actor_id, seq, finished))
+            outgoing.put(_encode(obs, rewards, dones, time_outs, actor_id, seq, finished, env.competence))
             finished = []
             sent_at = time.perf_counter()
             try:
@@ -173,7 +174,7 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
                         outgoing.put(None)
                         break
                     seq += 1
-                    outgoing.put(_encode(obs, rewards, dones, time_outs, actor_id, seq, list(eps)))
+                    outgoing.put(_encode(obs, rewards, dones, time_outs, actor_id, seq, list(eps), env.competence))
                     sent_at = time.perf_counter()
             except grpc.RpcError as exc:
                 code = exc.code()  # type: ignore[attr-defined]

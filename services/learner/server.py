@@ -27,6 +27,7 @@ from maestromotif.env import compact
 from maestromotif.kit.config import ServiceConfig
 from maestromotif.kit.server import ServiceContext, ServiceSpec
 from maestromotif.models.policy import NUM_ACTIONS
+from maestromotif.skills.competence import NUM_SIGNALS
 from maestromotif.skills.ids import skill_name
 from maestromotif.training.engine import ActorGone, EngineObserver, TrainingEngine
 from maestromotif.training.settings import TrainingFields
@@ -111,6 +112,13 @@ class _Metrics(EngineObserver):
             buckets=(10, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
         )
         self.checkpoints = Counter(p + "checkpoints_total", "Checkpoints written", registry=registry)
+        # competence from the game itself (maestromotif.skills.competence), beside the returns above
+        self.competence = Gauge(
+            p + "skill_competence",
+            "Mean competence over recent finished skill runs (fraction competent; new squares/step for discoverer)",
+            ["skill"], registry=registry)
+        self.competent_runs = Counter(p + "skill_competent_runs", "Finished skill runs that did the skill",
+                                      ["skill"], registry=registry)
         self.engine: TrainingEngine | None = None
 
     def on_inference(self, batch_size: int, latency_s: float) -> None:
@@ -135,6 +143,12 @@ class _Metrics(EngineObserver):
         self.reward_latency.observe(latency_s)
         if not ok:
             self.reward_errors.inc()
+
+    def on_skill_competence(self, skill: int, competent: bool, recent_mean: float) -> None:
+        name = skill_name(skill)
+        if competent:
+            self.competent_runs.labels(skill=name).inc()
+        self.competence.labels(skill=name).set(recent_mean)
 
     def on_skill_run(self, skill: int, intrinsic_return: float, steps: int) -> None:
         name = skill_name(skill)
@@ -176,6 +190,7 @@ def decode_step(msg: learner_pb2.EnvStepBatch, num_envs: int) -> StepObservation
         rewards=_array(msg.rewards, np.float32, (n,), "rewards") if msg.rewards else np.zeros(n, np.float32),
         dones=(_array(msg.dones, np.uint8, (n,), "dones") if msg.dones else np.zeros(n, np.uint8)).astype(bool),
         time_outs=(_array(msg.time_outs, np.uint8, (n,), "time_outs") if msg.time_outs else np.zeros(n, np.uint8)).astype(bool),
+        competence=_array(msg.competence, np.float32, (n, NUM_SIGNALS), "competence") if msg.competence else None,
     )
     if np.any(obs.skills >= NUM_SKILLS):
         raise ValueError(f"skills: values must be < {NUM_SKILLS}, got max {int(obs.skills.max())}")
@@ -188,6 +203,9 @@ def decode_step(msg: learner_pb2.EnvStepBatch, num_envs: int) -> StepObservation
         raise ValueError("message_counts: values must be >= 1")
     if np.any(np.abs(obs.stats) > 1e6):
         raise ValueError("stats: values beyond +-1e6")
+    if obs.competence is not None and not (np.all(np.isfinite(obs.competence)) and np.all(obs.competence >= 0)
+                                           and np.all(obs.competence <= 2000)):
+        raise ValueError("competence: values must be finite and in [0, 2000]")
     return obs
 
 
@@ -353,6 +371,7 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
     def GetStatus(self, request: learner_pb2.GetStatusRequest, context: grpc.ServicerContext) -> Any:
         actors, envs = self.engine.connected()
         returns, runs = self.engine.skill_stats()
+        competence, competent = self.engine.competence_stats()
         return learner_pb2.LearnerStatus(
             mode="training" if self.engine.training else "serving",
             env_steps=int(self.engine.env_steps),
@@ -366,6 +385,8 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
             skill_returns={skill_name(k): v for k, v in returns.items()},
             last_checkpoint=self.engine.last_checkpoint,
             skill_runs={skill_name(k): n for k, n in runs.items()},
+            skill_competence={skill_name(k): v for k, v in competence.items()},
+            skill_competent_runs={skill_name(k): n for k, n in competent.items()},
         )
 
     def GetServerInfo(self, request: common_pb2.GetServerInfoRequest, context: grpc.ServicerContext) -> Any:
