@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "maestromotif.cli.train",  # train, evaluate
     "maestromotif.cli.pipeline",  # pipeline (the whole method end to end)
     "maestromotif.cli.codegen",  # codegen skills|training-policy|validate|show|list, compose
+    "maestromotif.cli.agent",  # eval (the nine tasks), play (live episode through the Agent API)
 )
 
 

@@ -410,29 +410,46 @@ def serve(spec: ServiceSpec, config: ServiceConfig) -> int:
             signal.signal(s, handler)
 
 
-def available_services(package: str = SERVICES_PACKAGE) -> list[str]:
-    """Names of the sub-packages of ``package`` that have a ``server`` module."""
+def _service_modules(package: str) -> dict[str, str]:
+    """Service name -> module defining its ``SPEC``.
+
+    Each sub-package with a ``server`` module is a service of its name. A sub-package may also
+    serve other modes from its own code (and image): it lists their module names in
+    ``EXTRA_SERVICES`` in its ``__init__`` (e.g. the actors' ``agent``), each module defining a
+    ``SPEC`` of that name.
+    """
     try:
         pkg = importlib.import_module(package)
     except ModuleNotFoundError:
-        return []
-    names = []
+        return {}
+    found: dict[str, str] = {}
     for info in pkgutil.iter_modules(getattr(pkg, "__path__", [])):
-        if info.ispkg and importlib.util.find_spec(f"{package}.{info.name}.server") is not None:
-            names.append(info.name)
-    return sorted(names)
+        if not info.ispkg:
+            continue
+        if importlib.util.find_spec(f"{package}.{info.name}.server") is not None:
+            found[info.name] = f"{package}.{info.name}.server"
+        sub = importlib.import_module(f"{package}.{info.name}")
+        for extra in getattr(sub, "EXTRA_SERVICES", ()):
+            if importlib.util.find_spec(f"{package}.{info.name}.{extra}") is not None:
+                found.setdefault(extra, f"{package}.{info.name}.{extra}")
+    return found
+
+
+def available_services(package: str = SERVICES_PACKAGE) -> list[str]:
+    """Names of the services in ``package`` (see :func:`_service_modules`)."""
+    return sorted(_service_modules(package))
 
 
 def load_spec(name: str, package: str = SERVICES_PACKAGE) -> ServiceSpec:
-    """Import ``<package>.<name>.server`` and return its ``SPEC``; ConfigError naming the choices if absent."""
-    available = available_services(package)
-    if name not in available:
-        choices = ", ".join(available) or "none yet"
+    """Import the module of service ``name`` and return its ``SPEC``; ConfigError naming the choices if absent."""
+    modules = _service_modules(package)
+    if name not in modules:
+        choices = ", ".join(sorted(modules)) or "none yet"
         raise ConfigError(f"service {name!r}: unknown; available services: {choices}")
-    module = importlib.import_module(f"{package}.{name}.server")
+    module = importlib.import_module(modules[name])
     spec = getattr(module, "SPEC", None)
     if not isinstance(spec, ServiceSpec):
-        raise ConfigError(f"service {name!r}: {package}.{name}.server defines no SPEC = ServiceSpec(...)")
+        raise ConfigError(f"service {name!r}: {modules[name]} defines no SPEC = ServiceSpec(...)")
     if spec.name != name:
         raise ConfigError(f"service {name!r}: its SPEC is named {spec.name!r}")
     return spec

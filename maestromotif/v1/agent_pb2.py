@@ -26,7 +26,7 @@ from maestromotif.v1 import common_pb2 as maestromotif_dot_v1_dot_common__pb2
 from maestromotif.v1 import codegen_pb2 as maestromotif_dot_v1_dot_codegen__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmaestromotif/v1/agent.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\x1a\x1dmaestromotif/v1/codegen.proto\"_\n\x0cTaskSelector\x12\x13\n\ttask_name\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x61rtifact_sha256\x18\x02 \x01(\tH\x00\x12\x15\n\rdetector_task\x18\x03 \x01(\tB\x08\n\x06source\"y\n\x0fPlayTaskRequest\x12+\n\x04task\x18\x01 \x01(\x0b\x32\x1d.maestromotif.v1.TaskSelector\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x11\n\tmax_steps\x18\x03 \x01(\r\x12\x18\n\x10step_event_every\x18\x04 \x01(\r\"\x96\x01\n\tStepEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04turn\x18\x02 \x01(\r\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\r\x12%\n\x05skill\x18\x04 \x01(\x0e\x32\x16.maestromotif.v1.Skill\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x06 \x01(\x05\x12\x16\n\x0e\x64ungeon_number\x18\x07 \x01(\x05\"v\n\x10SkillSwitchEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12*\n\nfrom_skill\x18\x02 \x01(\x0e\x32\x16.maestromotif.v1.Skill\x12(\n\x08to_skill\x18\x03 \x01(\x0e\x32\x16.maestromotif.v1.Skill\"t\n\x0f\x45pisodeEndEvent\x12\r\n\x05steps\x18\x01 \x01(\r\x12\x0f\n\x07success\x18\x02 \x01(\x08\x12\r\n\x05\x63ount\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0bskill_steps\x18\x06 \x03(\r\"\xac\x01\n\tPlayEvent\x12*\n\x04step\x18\x01 \x01(\x0b\x32\x1a.maestromotif.v1.StepEventH\x00\x12\x39\n\x0cskill_switch\x18\x02 \x01(\x0b\x32!.maestromotif.v1.SkillSwitchEventH\x00\x12/\n\x03\x65nd\x18\x03 \x01(\x0b\x32 .maestromotif.v1.EpisodeEndEventH\x00\x42\x07\n\x05\x65vent\"q\n\x0f\x45valuateRequest\x12+\n\x04task\x18\x01 \x01(\x0b\x32\x1d.maestromotif.v1.TaskSelector\x12\x10\n\x08\x65pisodes\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x11\n\tmax_steps\x18\x04 \x01(\r\"\xc4\x01\n\x10\x45valuateResponse\x12\x10\n\x08\x65pisodes\x18\x01 \x01(\r\x12\x14\n\x0csuccess_rate\x18\x02 \x01(\x02\x12\x16\n\x0esuccess_ci_low\x18\x03 \x01(\x02\x12\x17\n\x0fsuccess_ci_high\x18\x04 \x01(\x02\x12\x12\n\nmean_count\x18\x05 \x01(\x02\x12\x14\n\x0c\x63ount_stderr\x18\x06 \x01(\x02\x12\x15\n\rpolicy_errors\x18\x07 \x01(\r\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x32\xd0\x02\n\x05\x41gent\x12U\n\x0b\x43omposeTask\x12#.maestromotif.v1.ComposeTaskRequest\x1a!.maestromotif.v1.GenerationResult\x12J\n\x08PlayTask\x12 .maestromotif.v1.PlayTaskRequest\x1a\x1a.maestromotif.v1.PlayEvent0\x01\x12O\n\x08\x45valuate\x12 .maestromotif.v1.EvaluateRequest\x1a!.maestromotif.v1.EvaluateResponse\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bmaestromotif/v1/agent.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\x1a\x1dmaestromotif/v1/codegen.proto\"_\n\x0cTaskSelector\x12\x13\n\ttask_name\x18\x01 \x01(\tH\x00\x12\x19\n\x0f\x61rtifact_sha256\x18\x02 \x01(\tH\x00\x12\x15\n\rdetector_task\x18\x03 \x01(\tB\x08\n\x06source\"\x91\x01\n\x0fPlayTaskRequest\x12+\n\x04task\x18\x01 \x01(\x0b\x32\x1d.maestromotif.v1.TaskSelector\x12\x0c\n\x04seed\x18\x02 \x01(\x04\x12\x11\n\tmax_steps\x18\x03 \x01(\r\x12\x18\n\x10step_event_every\x18\x04 \x01(\r\x12\x16\n\x0einclude_screen\x18\x05 \x01(\x08\"\x85\x01\n\x0cTaskProgress\x12\x16\n\x0elegacy_success\x18\x01 \x01(\x08\x12\x16\n\x0estrict_success\x18\x02 \x01(\x08\x12\x14\n\x0clegacy_count\x18\x03 \x01(\r\x12\x14\n\x0cstrict_count\x18\x04 \x01(\r\x12\x19\n\x11precondition_seen\x18\x05 \x01(\x08\"\xd7\x01\n\tStepEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04turn\x18\x02 \x01(\r\x12\x0e\n\x06\x61\x63tion\x18\x03 \x01(\r\x12%\n\x05skill\x18\x04 \x01(\x0e\x32\x16.maestromotif.v1.Skill\x12\x0f\n\x07message\x18\x05 \x01(\t\x12\r\n\x05\x64\x65pth\x18\x06 \x01(\x05\x12\x16\n\x0e\x64ungeon_number\x18\x07 \x01(\x05\x12\x0e\n\x06screen\x18\x08 \x01(\t\x12/\n\x08progress\x18\t \x01(\x0b\x32\x1d.maestromotif.v1.TaskProgress\".\n\x10GameMessageEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"v\n\x10SkillSwitchEvent\x12\x0c\n\x04step\x18\x01 \x01(\r\x12*\n\nfrom_skill\x18\x02 \x01(\x0e\x32\x16.maestromotif.v1.Skill\x12(\n\x08to_skill\x18\x03 \x01(\x0e\x32\x16.maestromotif.v1.Skill\"\xbd\x01\n\x0f\x45pisodeEndEvent\x12\r\n\x05steps\x18\x01 \x01(\r\x12\x0f\n\x07success\x18\x02 \x01(\x08\x12\r\n\x05\x63ount\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\x12\x13\n\x0bskill_steps\x18\x06 \x03(\r\x12/\n\x08progress\x18\x07 \x01(\x0b\x32\x1d.maestromotif.v1.TaskProgress\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\"\xe2\x01\n\tPlayEvent\x12*\n\x04step\x18\x01 \x01(\x0b\x32\x1a.maestromotif.v1.StepEventH\x00\x12\x39\n\x0cskill_switch\x18\x02 \x01(\x0b\x32!.maestromotif.v1.SkillSwitchEventH\x00\x12/\n\x03\x65nd\x18\x03 \x01(\x0b\x32 .maestromotif.v1.EpisodeEndEventH\x00\x12\x34\n\x07message\x18\x04 \x01(\x0b\x32!.maestromotif.v1.GameMessageEventH\x00\x42\x07\n\x05\x65vent\"q\n\x0f\x45valuateRequest\x12+\n\x04task\x18\x01 \x01(\x0b\x32\x1d.maestromotif.v1.TaskSelector\x12\x10\n\x08\x65pisodes\x18\x02 \x01(\r\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x11\n\tmax_steps\x18\x04 \x01(\r\"\xfc\x02\n\x10\x45valuateResponse\x12\x10\n\x08\x65pisodes\x18\x01 \x01(\r\x12\x14\n\x0csuccess_rate\x18\x02 \x01(\x02\x12\x16\n\x0esuccess_ci_low\x18\x03 \x01(\x02\x12\x17\n\x0fsuccess_ci_high\x18\x04 \x01(\x02\x12\x12\n\nmean_count\x18\x05 \x01(\x02\x12\x14\n\x0c\x63ount_stderr\x18\x06 \x01(\x02\x12\x15\n\rpolicy_errors\x18\x07 \x01(\r\x12\x16\n\x0epolicy_version\x18\x08 \x01(\x04\x12\x1b\n\x13strict_success_rate\x18\t \x01(\x02\x12\x1d\n\x15strict_success_ci_low\x18\n \x01(\x02\x12\x1e\n\x16strict_success_ci_high\x18\x0b \x01(\x02\x12\x19\n\x11strict_mean_count\x18\x0c \x01(\x02\x12\x1b\n\x13strict_count_stderr\x18\r \x01(\x02\x12\x0e\n\x06metric\x18\x0e \x01(\t\x12\x12\n\nmean_steps\x18\x0f \x01(\x02\x32\xd0\x02\n\x05\x41gent\x12U\n\x0b\x43omposeTask\x12#.maestromotif.v1.ComposeTaskRequest\x1a!.maestromotif.v1.GenerationResult\x12J\n\x08PlayTask\x12 .maestromotif.v1.PlayTaskRequest\x1a\x1a.maestromotif.v1.PlayEvent0\x01\x12O\n\x08\x45valuate\x12 .maestromotif.v1.EvaluateRequest\x1a!.maestromotif.v1.EvaluateResponse\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,20 +35,24 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TASKSELECTOR']._serialized_start=109
   _globals['_TASKSELECTOR']._serialized_end=204
-  _globals['_PLAYTASKREQUEST']._serialized_start=206
-  _globals['_PLAYTASKREQUEST']._serialized_end=327
-  _globals['_STEPEVENT']._serialized_start=330
-  _globals['_STEPEVENT']._serialized_end=480
-  _globals['_SKILLSWITCHEVENT']._serialized_start=482
-  _globals['_SKILLSWITCHEVENT']._serialized_end=600
-  _globals['_EPISODEENDEVENT']._serialized_start=602
-  _globals['_EPISODEENDEVENT']._serialized_end=718
-  _globals['_PLAYEVENT']._serialized_start=721
-  _globals['_PLAYEVENT']._serialized_end=893
-  _globals['_EVALUATEREQUEST']._serialized_start=895
-  _globals['_EVALUATEREQUEST']._serialized_end=1008
-  _globals['_EVALUATERESPONSE']._serialized_start=1011
-  _globals['_EVALUATERESPONSE']._serialized_end=1207
-  _globals['_AGENT']._serialized_start=1210
-  _globals['_AGENT']._serialized_end=1546
+  _globals['_PLAYTASKREQUEST']._serialized_start=207
+  _globals['_PLAYTASKREQUEST']._serialized_end=352
+  _globals['_TASKPROGRESS']._serialized_start=355
+  _globals['_TASKPROGRESS']._serialized_end=488
+  _globals['_STEPEVENT']._serialized_start=491
+  _globals['_STEPEVENT']._serialized_end=706
+  _globals['_GAMEMESSAGEEVENT']._serialized_start=708
+  _globals['_GAMEMESSAGEEVENT']._serialized_end=754
+  _globals['_SKILLSWITCHEVENT']._serialized_start=756
+  _globals['_SKILLSWITCHEVENT']._serialized_end=874
+  _globals['_EPISODEENDEVENT']._serialized_start=877
+  _globals['_EPISODEENDEVENT']._serialized_end=1066
+  _globals['_PLAYEVENT']._serialized_start=1069
+  _globals['_PLAYEVENT']._serialized_end=1295
+  _globals['_EVALUATEREQUEST']._serialized_start=1297
+  _globals['_EVALUATEREQUEST']._serialized_end=1410
+  _globals['_EVALUATERESPONSE']._serialized_start=1413
+  _globals['_EVALUATERESPONSE']._serialized_end=1793
+  _globals['_AGENT']._serialized_start=1796
+  _globals['_AGENT']._serialized_end=2132
 # @@protoc_insertion_point(module_scope)
