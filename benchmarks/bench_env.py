@@ -15,6 +15,7 @@ Random prayers kill the Monk often, so resets are a real share of the cost
 on every side.
 Environment variables: BENCH_ENV_STEPS (agent steps per measurement, default
 16000), BENCH_ENV_N (games per process, default 8), BENCH_ENV_ROUNDS (3).
+Result: benchmarks/results/env.json.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchmarks.report import Run
 from maestromotif.env.actions import BASE_KEYS, NUM_ACTIONS
 from maestromotif.env.nethack_env import MAX_EPISODE_STEPS, OPTIONS
 from maestromotif.env.vec import VecEnv
@@ -96,6 +98,7 @@ def main() -> None:
     n = int(os.environ.get("BENCH_ENV_N", "8"))
     rounds = int(os.environ.get("BENCH_ENV_ROUNDS", "3"))
     factory, what = _controller_factory()
+    run = Run("env")
     print(f"vectorized env: {n} games in one process, {what}; {steps} random steps per measurement, CPU time")
     base_n, base_1, ours, bare = [], [], [], []
     for r in range(rounds):  # alternate, so that load changes hit every side
@@ -114,6 +117,18 @@ def main() -> None:
         print(f"  (VecEnv without controllers:                {med(bare):9.0f} steps/s per core)")
     print(f"ratio per core, ours / (a) same games per core: {med(ratio_n):.2f}  (goal >= 0.5; rounds {', '.join(f'{x:.2f}' for x in ratio_n)})")
     print(f"ratio per core, ours / (b) one game:            {med(ratio_1):.2f}  (rounds {', '.join(f'{x:.2f}' for x in ratio_1)})")
+    run.write(
+        ratios={"ours / raw NLE, same games per core": med(ratio_n), "ours / raw NLE, one game": med(ratio_1)},
+        sides={
+            "raw_nle_same_games_steps_per_cpu_s": [round(x, 1) for x in base_n],
+            "raw_nle_one_game_steps_per_cpu_s": [round(x, 1) for x in base_1],
+            "ours_steps_per_cpu_s": [round(x, 1) for x in ours],
+            "ours_without_controllers_steps_per_cpu_s": [round(x, 1) for x in bare],
+            "ratio_rounds_same_games": [round(x, 3) for x in ratio_n],
+        },
+        settings={"steps_per_measurement": steps, "games_per_process": n, "rounds": rounds, "controllers": what},
+        workload="random actions; time is the process's CPU time; medians over alternating rounds",
+    )
 
 
 if __name__ == "__main__":

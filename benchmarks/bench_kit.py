@@ -10,6 +10,7 @@ logging and bearer-token interceptors; health; reflection; /metrics) called
 through ``kit.client.make_channel`` (default deadline, token, retry policy).
 Printed: calls/s of each and kit/baseline (1.0 = no overhead).
 Environment: BENCH_KIT_CALLS (calls per setting, default 2000).
+Result: benchmarks/results/kit.json.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from concurrent import futures
 
 import grpc
 
+from benchmarks.report import Run
 from maestromotif.kit import ClientOptions, ServiceConfig, ServiceContext, ServiceSpec, make_channel, start
 
 METHOD = "/maestromotif.bench.Echo/Echo"
@@ -44,6 +46,7 @@ def _measure(channel: grpc.Channel, calls: int) -> float:
 
 def main() -> None:
     calls = int(os.environ.get("BENCH_KIT_CALLS", "2000"))
+    run = Run("kit")
 
     bare = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
     bare.add_generic_rpc_handlers((_handlers(),))
@@ -68,6 +71,12 @@ def main() -> None:
     print(f"  bare gRPC : {baseline:8.0f} calls/s")
     print(f"  kit       : {kit:8.0f} calls/s (interceptors, auth, metrics, client defaults)")
     print(f"  ratio kit/bare = {kit / baseline:.2f}")
+    run.write(
+        ratios={"kit / bare gRPC, unary calls/s": kit / baseline},
+        sides={"bare_grpc_calls_per_s": round(baseline, 1), "kit_calls_per_s": round(kit, 1)},
+        settings={"calls": calls, "payload_bytes": 1024, "client_threads": 1},
+        workload="sequential unary 1 KiB echo calls on loopback from one client thread",
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ and training resumes from its checkpoint.
 from __future__ import annotations
 
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -46,13 +48,19 @@ def _free_base_port(span: int = 3) -> int:
     raise RuntimeError("no free port range")
 
 
-def _run(workdir: Path, train_steps: int) -> dict:
+def _run(workdir: Path, train_steps: int) -> tuple[dict, str]:
+    """(the pipeline's JSON summary, its stderr with whitespace runs collapsed)."""
     argv = [sys.executable, "-c", CLI, "pipeline", "--workdir", str(workdir), "--collect-steps", "3000",
             "--collect-envs", "4", "--reward-epochs", "2", "--train-steps", str(train_steps), "--preset", "small",
             "--base-port", str(_free_base_port()), "--base-metrics-port", str(_free_base_port())]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "COLUMNS": "1000"}  # rich must not fold the long paths it prints
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), " ".join(done.stderr.split())
+
+
+def _labels(labels: Path) -> dict[str, list[dict]]:
+    return {skill: sorted(read_labels(labels, skill).to_pylist(), key=lambda r: r["pair_id"]) for skill in SKILL_NAMES}
 
 
 def _checkpoint_steps(run_dir: Path) -> list[int]:
@@ -63,7 +71,8 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
 @pytest.mark.slow
 def test_pipeline_end_to_end_and_resume(tmp_path: Path) -> None:
     work = tmp_path / "work"
-    summary = _run(work, train_steps=4096)
+    summary, first_log = _run(work, train_steps=4096)
+    assert "exists: skipped" not in first_log
 
     dataset = read_pair_dataset(work / "pairs")
     assert dataset.num_pairs > 10
@@ -73,7 +82,15 @@ def test_pipeline_end_to_end_and_resume(tmp_path: Path) -> None:
     first = _checkpoint_steps(Path(summary["checkpoints"]))
     assert first, "training wrote no checkpoint"
 
-    again = _run(work, train_steps=4096)  # stages 1 and 3 are skipped, 2 finds its ledger complete
+    labels_before = _labels(work / "labels")
+    again, log = _run(work, train_steps=4096)  # stages 1 and 3 are skipped, 2 finds its ledger complete
     assert again == summary
+    # the stages said they were skipped, and nothing was labelled again
+    assert f"{work / 'pairs'} exists: skipped" in log, log[-3000:]
+    assert f"{work / 'reward_bundles'} exists: skipped" in log, log[-3000:]
+    assert "collect:" not in log  # no collection progress bar: no game was played
+    labelled = [int(n) for n in re.findall(r"annotate: +\d+%[^/]*?(\d+)/\d+", log)]  # tqdm: "annotate: 0%| | 0/N"
+    assert labelled and set(labelled) == {0}, log[-3000:]
+    assert _labels(work / "labels") == labels_before  # same labels, none made again
     second = _checkpoint_steps(Path(summary["checkpoints"]))
     assert max(second) > max(first), (first, second)  # resumed and went on, not restarted

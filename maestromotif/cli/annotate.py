@@ -136,6 +136,8 @@ def register(app: typer.Typer) -> None:
         """Agreement of the annotator with the hand-written check set, per skill and overall."""
         from tqdm import tqdm
 
+        import yaml
+
         from maestromotif.annotation.checkset import evaluate, load_checkset
         from maestromotif.annotation.strategies import Annotator
         from maestromotif.llm import LLMError
@@ -148,6 +150,8 @@ def register(app: typer.Typer) -> None:
                 report = evaluate(annotator, cases, progress=bar.update)
         except (ValueError, LLMError) as exc:
             _fail(str(exc))
+        except (OSError, yaml.YAMLError) as exc:  # an unreadable or malformed --checkset file
+            _fail(f"--checkset: {exc}")
         data = report.as_dict()
         for name, entry in data["per_skill"].items():
             typer.echo(f"{name:<11} {entry['agree']:>3}/{entry['total']:<3} {100 * entry['agreement']:5.1f}%")

@@ -19,6 +19,7 @@ def run_training(
     train_dir: Path = Path("runs"),
     experiment: str = "policy",
     reward_bundles: Path | None = None,
+    smoke_untrained_rewards: bool = False,
     checkpoint_every: int = 1_000_000,
     base_port: int = 50051,
     base_metrics_port: int = 9091,
@@ -26,8 +27,10 @@ def run_training(
 ) -> int:
     """Start reward, learner and actors as local processes, train ``steps`` samples, stop them all.
 
-    Returns the exit code (0 done, 1 a service failed, 130 interrupted). The learner resumes
-    from the experiment's latest checkpoint and writes a last one when it stops.
+    Returns the exit code (0 done, 1 a service failed, 2 bad input, 130 interrupted). The
+    learner resumes from the experiment's latest checkpoint and writes a last one when it
+    stops. Without ``reward_bundles`` nothing is trained unless ``smoke_untrained_rewards``
+    says so explicitly: a policy trained on untrained reward models has learnt nothing.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +40,21 @@ def run_training(
     from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
     console = Console(stderr=True)
+    if reward_bundles is None and not smoke_untrained_rewards:
+        console.print("[red]error: --reward-bundles: required (a folder written by `maestromotif train-reward`); "
+                      "pass --smoke-untrained-rewards to train on untrained reward models as a smoke test[/]")
+        return 2
+    if reward_bundles is not None:
+        from maestromotif.rewards.bundles import BundleError, read_manifest
+
+        if smoke_untrained_rewards:
+            console.print("[red]error: --smoke-untrained-rewards and --reward-bundles exclude each other[/]")
+            return 2
+        try:
+            read_manifest(reward_bundles)
+        except BundleError as exc:
+            console.print(f"[red]error: --reward-bundles: {exc}[/]")
+            return 2
     ports = {"learner": base_port, "actors": base_port + 1, "reward": base_port + 2}
     mports = {"learner": base_metrics_port, "actors": base_metrics_port + 1, "reward": base_metrics_port + 2}
     sets = {
@@ -52,7 +70,8 @@ def run_training(
         "actors": [f"learner_address=127.0.0.1:{ports['learner']}", f"processes={actors}", f"envs_per_process={envs}"],
     }
     if reward_bundles is None:
-        console.print("[yellow]no --reward-bundles: the reward service uses UNTRAINED models (smoke run)[/]")
+        console.print("[yellow]--smoke-untrained-rewards: the reward service uses UNTRAINED models; "
+                      "this run only checks the machinery[/]")
     # The learner writes a last checkpoint on SIGTERM: give it time (actors stop first, reward last).
     services = LocalProcesses(grace_s=60.0)
     try:
@@ -108,8 +127,14 @@ def train_command(
     train_dir: Annotated[Path, typer.Option("--train-dir", help="Experiments folder.")] = Path("runs"),
     experiment: Annotated[str, typer.Option("--experiment", help="Experiment name (resumes if it exists).")] = "policy",
     reward_bundles: Annotated[
-        Path | None, typer.Option("--reward-bundles", help="Reward bundle folder; default: untrained models (smoke).")
+        Path | None,
+        typer.Option("--reward-bundles", help="Reward bundle folder (from `maestromotif train-reward`); required."),
     ] = None,
+    smoke_untrained_rewards: Annotated[
+        bool,
+        typer.Option("--smoke-untrained-rewards",
+                     help="Train on untrained (random) reward models instead of bundles: a smoke test of the machinery only."),
+    ] = False,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=0, help="Samples between checkpoints.")] = 1_000_000,
     base_port: Annotated[int, typer.Option("--base-port", help="learner, actors, reward get base+0, +1, +2.")] = 50051,
     base_metrics_port: Annotated[int, typer.Option("--base-metrics-port")] = 9091,
@@ -119,7 +144,8 @@ def train_command(
     raise typer.Exit(
         run_training(
             steps=steps, actors=actors, envs=envs, preset=preset, batch_size=batch_size, train_dir=train_dir,
-            experiment=experiment, reward_bundles=reward_bundles, checkpoint_every=checkpoint_every,
+            experiment=experiment, reward_bundles=reward_bundles, smoke_untrained_rewards=smoke_untrained_rewards,
+            checkpoint_every=checkpoint_every,
             base_port=base_port, base_metrics_port=base_metrics_port, start_timeout=start_timeout,
         )
     )
