@@ -8,9 +8,11 @@ prints them), so that no figure made at a small scale passes for the paper's.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class _Stage(BaseModel):
@@ -135,11 +137,30 @@ _TINY = Profile(
 PROFILES: dict[str, Profile] = {p.name: p for p in (_TINY, _SMALL, _PAPER)}
 
 
-def get_profile(name: str) -> Profile:
+def get_profile(name: str, overrides: Sequence[str] = ()) -> Profile:
+    """A profile, with ``stage.field=value`` overrides applied and validated (each named in ``deviations``)."""
     try:
-        return PROFILES[name]
+        base = PROFILES[name]
     except KeyError:
         raise ValueError(f"profile: unknown {name!r}; choose from {', '.join(PROFILES)}") from None
+    if not overrides:
+        return base
+    data = base.model_dump()
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        stage, dot, field = key.strip().partition(".")
+        if not sep or not dot or stage not in data or not isinstance(data[stage], dict):
+            raise ValueError(f"--set {item!r}: expected stage.field=value with stage one of "
+                             f"{', '.join(k for k, v in data.items() if isinstance(v, dict))}")
+        if field not in data[stage]:
+            raise ValueError(f"--set {item!r}: {stage} has no field {field!r}; fields: {', '.join(data[stage])}")
+        data[stage][field] = yaml.safe_load(value) if value.strip() else value
+    data["deviations"] = (*base.deviations, *(f"overridden on the command line: {o}" for o in overrides))
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"--set: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
 
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
