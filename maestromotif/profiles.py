@@ -39,7 +39,7 @@ class RewardStage(_Stage):
 class CodegenStage(_Stage):
     samples: int = Field(ge=1, le=8, description="independent samples per prompt; the best validated one is kept")
     max_repair_rounds: int = Field(ge=0, le=3)
-    max_tokens: int = Field(ge=64, le=10_000)
+    max_tokens: int = Field(ge=64, le=8192)
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     seed: int = Field(0, ge=0)
 
@@ -86,10 +86,11 @@ _PAPER = Profile(
         "the embedded LLM is the default; the paper labelled with Llama-3.1-70B and wrote code with "
         "Llama-3.1-405B: set --backend openai --url for a served model of that class",
         "task evaluation plays a fixed set of started episodes (method.md D3), not a sliding window",
+        "at most 8,192 tokens per code reply (the paper: 10,000; the code generator's bound)",
     ),
     collect=CollectStage(steps=30_000_000, envs=64),
     rewards=RewardStage(learning_rate=1e-5, batch_size=1000, epochs=20, val_fraction=0.1),
-    codegen=CodegenStage(samples=3, max_repair_rounds=3, max_tokens=10_000, temperature=0.2),
+    codegen=CodegenStage(samples=3, max_repair_rounds=3, max_tokens=8192, temperature=0.2),
     train=TrainStage(samples=4_000_000_000, actors=24, envs=20, preset="paper", batch_size=4096, learning_rate=1e-4),
     skill_eval=SkillEvalStage(steps=3_000_000, envs=64),
     task_eval=TaskEvalStage(episodes=1000, max_steps=10_000, workers=16),
