@@ -46,6 +46,7 @@ def run_training(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    import grpc
     from google.protobuf.json_format import MessageToDict
 
     from maestromotif.kit.client import ClientOptions, make_channel
@@ -136,6 +137,10 @@ def run_training(
         return 130
     except ServiceStartError as exc:
         console.print(f"[red]error: {exc}[/]")
+        return 1
+    except grpc.RpcError as exc:  # the learner answered its status call with an error, or vanished
+        where = f" (service logs: {log_dir})" if log_dir is not None else ""
+        console.print(f"[red]error: learner GetStatus: {exc.code().name}: {exc.details()}{where}[/]")  # type: ignore[attr-defined]
         return 1
     finally:
         console.print("stopping services (the learner writes a last checkpoint)")
