@@ -14,8 +14,9 @@ and reports:
   (branch, depth), and at episode start). Its measure is new squares / steps of the run; a run
   counts as competent at ``DISCOVERER_COMPETENT_RATE`` or more;
 * **worshipper**: the run reaches an altar: at some step the hero stands ON an altar square
-  (a square where this level's map showed the altar glyph, or the message says "There is an
-  altar ... here"); adjacent does not count, since the skill already starts within 3 squares;
+  (a square where this level's map showed the altar glyph since the hero arrived, or the
+  message says "There is an altar ... here", as the look command and objects on it print);
+  adjacent does not count, since the skill already starts within 3 squares of one;
 * **merchant**: the run sees a price quote or a sale in the messages (``zorkmid`` in a quote
   or list price, "offers N gold pieces for your ...", "Sell it?", "You sold ...").
 

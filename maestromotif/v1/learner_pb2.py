@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from maestromotif.v1 import common_pb2 as maestromotif_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmaestromotif/v1/learner.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\"g\n\x0fObservationSpec\x12\x11\n\tcrop_size\x18\x01 \x01(\r\x12\x16\n\x0emessage_length\x18\x02 \x01(\r\x12\x14\n\x0cstats_length\x18\x03 \x01(\r\x12\x13\n\x0bnum_actions\x18\x04 \x01(\r\"M\n\x14RegisterActorRequest\x12\x12\n\nactor_name\x18\x01 \x01(\t\x12\x10\n\x08num_envs\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x8d\x01\n\x15RegisterActorResponse\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12.\n\x04spec\x18\x02 \x01(\x0b\x32 .maestromotif.v1.ObservationSpec\x12\x16\n\x0epolicy_version\x18\x03 \x01(\x04\x12\x1a\n\x12max_envs_per_actor\x18\x04 \x01(\r\"\xb9\x02\n\x0c\x45nvStepBatch\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08num_envs\x18\x03 \x01(\r\x12\x11\n\ttty_chars\x18\x04 \x01(\x0c\x12\x12\n\ntty_colors\x18\x05 \x01(\x0c\x12\x10\n\x08messages\x18\x06 \x01(\x0c\x12\r\n\x05stats\x18\x07 \x01(\x0c\x12\x0e\n\x06skills\x18\x08 \x01(\x0c\x12\x16\n\x0emessage_counts\x18\t \x01(\x0c\x12\x14\n\x0cstat_changes\x18\n \x01(\x0c\x12\x0f\n\x07rewards\x18\x0b \x01(\x0c\x12\r\n\x05\x64ones\x18\x0c \x01(\x0c\x12\x11\n\ttime_outs\x18\r \x01(\x0c\x12:\n\x11\x66inished_episodes\x18\x0e \x03(\x0b\x32\x1f.maestromotif.v1.EpisodeSummary\"n\n\x0e\x45pisodeSummary\x12\x11\n\tenv_index\x18\x01 \x01(\r\x12\r\n\x05steps\x18\x02 \x01(\r\x12\x12\n\nenv_return\x18\x03 \x01(\x02\x12\x13\n\x0bskill_steps\x18\x04 \x03(\r\x12\x11\n\tmax_depth\x18\x05 \x01(\x05\"H\n\x0b\x41\x63tionBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x63tions\x18\x02 \x01(\x0c\x12\x16\n\x0epolicy_version\x18\x03 \x01(\x04\"\x12\n\x10GetStatusRequest\"\xbf\x04\n\rLearnerStatus\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x11\n\tenv_steps\x18\x02 \x01(\x04\x12\x17\n\x0fsamples_trained\x18\x03 \x01(\x04\x12\x16\n\x0epolicy_version\x18\x04 \x01(\x04\x12\x18\n\x10\x63onnected_actors\x18\x05 \x01(\r\x12\x16\n\x0e\x63onnected_envs\x18\x06 \x01(\r\x12\x17\n\x0fmean_policy_lag\x18\x07 \x01(\x02\x12\x1a\n\x12samples_per_second\x18\x08 \x01(\x02\x12:\n\x06losses\x18\t \x03(\x0b\x32*.maestromotif.v1.LearnerStatus.LossesEntry\x12G\n\rskill_returns\x18\n \x03(\x0b\x32\x30.maestromotif.v1.LearnerStatus.SkillReturnsEntry\x12\x17\n\x0flast_checkpoint\x18\x0b \x01(\t\x12\x41\n\nskill_runs\x18\x0c \x03(\x0b\x32-.maestromotif.v1.LearnerStatus.SkillRunsEntry\x1a-\n\x0bLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x33\n\x11SkillReturnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x30\n\x0eSkillRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xd6\x02\n\x07Learner\x12^\n\rRegisterActor\x12%.maestromotif.v1.RegisterActorRequest\x1a&.maestromotif.v1.RegisterActorResponse\x12\x46\n\x03\x41\x63t\x12\x1d.maestromotif.v1.EnvStepBatch\x1a\x1c.maestromotif.v1.ActionBatch(\x01\x30\x01\x12N\n\tGetStatus\x12!.maestromotif.v1.GetStatusRequest\x1a\x1e.maestromotif.v1.LearnerStatus\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dmaestromotif/v1/learner.proto\x12\x0fmaestromotif.v1\x1a\x1cmaestromotif/v1/common.proto\"g\n\x0fObservationSpec\x12\x11\n\tcrop_size\x18\x01 \x01(\r\x12\x16\n\x0emessage_length\x18\x02 \x01(\r\x12\x14\n\x0cstats_length\x18\x03 \x01(\r\x12\x13\n\x0bnum_actions\x18\x04 \x01(\r\"M\n\x14RegisterActorRequest\x12\x12\n\nactor_name\x18\x01 \x01(\t\x12\x10\n\x08num_envs\x18\x02 \x01(\r\x12\x0f\n\x07version\x18\x03 \x01(\t\"\x8d\x01\n\x15RegisterActorResponse\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12.\n\x04spec\x18\x02 \x01(\x0b\x32 .maestromotif.v1.ObservationSpec\x12\x16\n\x0epolicy_version\x18\x03 \x01(\x04\x12\x1a\n\x12max_envs_per_actor\x18\x04 \x01(\r\"\xcd\x02\n\x0c\x45nvStepBatch\x12\x10\n\x08\x61\x63tor_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12\x10\n\x08num_envs\x18\x03 \x01(\r\x12\x11\n\ttty_chars\x18\x04 \x01(\x0c\x12\x12\n\ntty_colors\x18\x05 \x01(\x0c\x12\x10\n\x08messages\x18\x06 \x01(\x0c\x12\r\n\x05stats\x18\x07 \x01(\x0c\x12\x0e\n\x06skills\x18\x08 \x01(\x0c\x12\x16\n\x0emessage_counts\x18\t \x01(\x0c\x12\x14\n\x0cstat_changes\x18\n \x01(\x0c\x12\x0f\n\x07rewards\x18\x0b \x01(\x0c\x12\r\n\x05\x64ones\x18\x0c \x01(\x0c\x12\x11\n\ttime_outs\x18\r \x01(\x0c\x12:\n\x11\x66inished_episodes\x18\x0e \x03(\x0b\x32\x1f.maestromotif.v1.EpisodeSummary\x12\x12\n\ncompetence\x18\x0f \x01(\x0c\"n\n\x0e\x45pisodeSummary\x12\x11\n\tenv_index\x18\x01 \x01(\r\x12\r\n\x05steps\x18\x02 \x01(\r\x12\x12\n\nenv_return\x18\x03 \x01(\x02\x12\x13\n\x0bskill_steps\x18\x04 \x03(\r\x12\x11\n\tmax_depth\x18\x05 \x01(\x05\"H\n\x0b\x41\x63tionBatch\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x63tions\x18\x02 \x01(\x0c\x12\x16\n\x0epolicy_version\x18\x03 \x01(\x04\"\x12\n\x10GetStatusRequest\"\xd7\x06\n\rLearnerStatus\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x11\n\tenv_steps\x18\x02 \x01(\x04\x12\x17\n\x0fsamples_trained\x18\x03 \x01(\x04\x12\x16\n\x0epolicy_version\x18\x04 \x01(\x04\x12\x18\n\x10\x63onnected_actors\x18\x05 \x01(\r\x12\x16\n\x0e\x63onnected_envs\x18\x06 \x01(\r\x12\x17\n\x0fmean_policy_lag\x18\x07 \x01(\x02\x12\x1a\n\x12samples_per_second\x18\x08 \x01(\x02\x12:\n\x06losses\x18\t \x03(\x0b\x32*.maestromotif.v1.LearnerStatus.LossesEntry\x12G\n\rskill_returns\x18\n \x03(\x0b\x32\x30.maestromotif.v1.LearnerStatus.SkillReturnsEntry\x12\x17\n\x0flast_checkpoint\x18\x0b \x01(\t\x12\x41\n\nskill_runs\x18\x0c \x03(\x0b\x32-.maestromotif.v1.LearnerStatus.SkillRunsEntry\x12M\n\x10skill_competence\x18\r \x03(\x0b\x32\x33.maestromotif.v1.LearnerStatus.SkillCompetenceEntry\x12T\n\x14skill_competent_runs\x18\x0e \x03(\x0b\x32\x36.maestromotif.v1.LearnerStatus.SkillCompetentRunsEntry\x1a-\n\x0bLossesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x33\n\x11SkillReturnsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x30\n\x0eSkillRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x1a\x36\n\x14SkillCompetenceEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x1a\x39\n\x17SkillCompetentRunsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xd6\x02\n\x07Learner\x12^\n\rRegisterActor\x12%.maestromotif.v1.RegisterActorRequest\x1a&.maestromotif.v1.RegisterActorResponse\x12\x46\n\x03\x41\x63t\x12\x1d.maestromotif.v1.EnvStepBatch\x1a\x1c.maestromotif.v1.ActionBatch(\x01\x30\x01\x12N\n\tGetStatus\x12!.maestromotif.v1.GetStatusRequest\x1a\x1e.maestromotif.v1.LearnerStatus\x12S\n\rGetServerInfo\x12%.maestromotif.v1.GetServerInfoRequest\x1a\x1b.maestromotif.v1.ServerInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,6 +38,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LEARNERSTATUS_SKILLRETURNSENTRY']._serialized_options = b'8\001'
   _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._loaded_options = None
   _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._serialized_options = b'8\001'
+  _globals['_LEARNERSTATUS_SKILLCOMPETENCEENTRY']._loaded_options = None
+  _globals['_LEARNERSTATUS_SKILLCOMPETENCEENTRY']._serialized_options = b'8\001'
+  _globals['_LEARNERSTATUS_SKILLCOMPETENTRUNSENTRY']._loaded_options = None
+  _globals['_LEARNERSTATUS_SKILLCOMPETENTRUNSENTRY']._serialized_options = b'8\001'
   _globals['_OBSERVATIONSPEC']._serialized_start=80
   _globals['_OBSERVATIONSPEC']._serialized_end=183
   _globals['_REGISTERACTORREQUEST']._serialized_start=185
@@ -45,21 +49,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERACTORRESPONSE']._serialized_start=265
   _globals['_REGISTERACTORRESPONSE']._serialized_end=406
   _globals['_ENVSTEPBATCH']._serialized_start=409
-  _globals['_ENVSTEPBATCH']._serialized_end=722
-  _globals['_EPISODESUMMARY']._serialized_start=724
-  _globals['_EPISODESUMMARY']._serialized_end=834
-  _globals['_ACTIONBATCH']._serialized_start=836
-  _globals['_ACTIONBATCH']._serialized_end=908
-  _globals['_GETSTATUSREQUEST']._serialized_start=910
-  _globals['_GETSTATUSREQUEST']._serialized_end=928
-  _globals['_LEARNERSTATUS']._serialized_start=931
-  _globals['_LEARNERSTATUS']._serialized_end=1506
-  _globals['_LEARNERSTATUS_LOSSESENTRY']._serialized_start=1358
-  _globals['_LEARNERSTATUS_LOSSESENTRY']._serialized_end=1403
-  _globals['_LEARNERSTATUS_SKILLRETURNSENTRY']._serialized_start=1405
-  _globals['_LEARNERSTATUS_SKILLRETURNSENTRY']._serialized_end=1456
-  _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._serialized_start=1458
-  _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._serialized_end=1506
-  _globals['_LEARNER']._serialized_start=1509
-  _globals['_LEARNER']._serialized_end=1851
+  _globals['_ENVSTEPBATCH']._serialized_end=742
+  _globals['_EPISODESUMMARY']._serialized_start=744
+  _globals['_EPISODESUMMARY']._serialized_end=854
+  _globals['_ACTIONBATCH']._serialized_start=856
+  _globals['_ACTIONBATCH']._serialized_end=928
+  _globals['_GETSTATUSREQUEST']._serialized_start=930
+  _globals['_GETSTATUSREQUEST']._serialized_end=948
+  _globals['_LEARNERSTATUS']._serialized_start=951
+  _globals['_LEARNERSTATUS']._serialized_end=1806
+  _globals['_LEARNERSTATUS_LOSSESENTRY']._serialized_start=1543
+  _globals['_LEARNERSTATUS_LOSSESENTRY']._serialized_end=1588
+  _globals['_LEARNERSTATUS_SKILLRETURNSENTRY']._serialized_start=1590
+  _globals['_LEARNERSTATUS_SKILLRETURNSENTRY']._serialized_end=1641
+  _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._serialized_start=1643
+  _globals['_LEARNERSTATUS_SKILLRUNSENTRY']._serialized_end=1691
+  _globals['_LEARNERSTATUS_SKILLCOMPETENCEENTRY']._serialized_start=1693
+  _globals['_LEARNERSTATUS_SKILLCOMPETENCEENTRY']._serialized_end=1747
+  _globals['_LEARNERSTATUS_SKILLCOMPETENTRUNSENTRY']._serialized_start=1749
+  _globals['_LEARNERSTATUS_SKILLCOMPETENTRUNSENTRY']._serialized_end=1806
+  _globals['_LEARNER']._serialized_start=1809
+  _globals['_LEARNER']._serialized_end=2151
 # @@protoc_insertion_point(module_scope)

@@ -42,7 +42,7 @@ class RegisterActorResponse(_message.Message):
     def __init__(self, actor_id: _Optional[str] = ..., spec: _Optional[_Union[ObservationSpec, _Mapping]] = ..., policy_version: _Optional[int] = ..., max_envs_per_actor: _Optional[int] = ...) -> None: ...
 
 class EnvStepBatch(_message.Message):
-    __slots__ = ("actor_id", "sequence", "num_envs", "tty_chars", "tty_colors", "messages", "stats", "skills", "message_counts", "stat_changes", "rewards", "dones", "time_outs", "finished_episodes")
+    __slots__ = ("actor_id", "sequence", "num_envs", "tty_chars", "tty_colors", "messages", "stats", "skills", "message_counts", "stat_changes", "rewards", "dones", "time_outs", "finished_episodes", "competence")
     ACTOR_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     NUM_ENVS_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +57,7 @@ class EnvStepBatch(_message.Message):
     DONES_FIELD_NUMBER: _ClassVar[int]
     TIME_OUTS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_EPISODES_FIELD_NUMBER: _ClassVar[int]
+    COMPETENCE_FIELD_NUMBER: _ClassVar[int]
     actor_id: str
     sequence: int
     num_envs: int
@@ -71,7 +72,8 @@ class EnvStepBatch(_message.Message):
     dones: bytes
     time_outs: bytes
     finished_episodes: _containers.RepeatedCompositeFieldContainer[EpisodeSummary]
-    def __init__(self, actor_id: _Optional[str] = ..., sequence: _Optional[int] = ..., num_envs: _Optional[int] = ..., tty_chars: _Optional[bytes] = ..., tty_colors: _Optional[bytes] = ..., messages: _Optional[bytes] = ..., stats: _Optional[bytes] = ..., skills: _Optional[bytes] = ..., message_counts: _Optional[bytes] = ..., stat_changes: _Optional[bytes] = ..., rewards: _Optional[bytes] = ..., dones: _Optional[bytes] = ..., time_outs: _Optional[bytes] = ..., finished_episodes: _Optional[_Iterable[_Union[EpisodeSummary, _Mapping]]] = ...) -> None: ...
+    competence: bytes
+    def __init__(self, actor_id: _Optional[str] = ..., sequence: _Optional[int] = ..., num_envs: _Optional[int] = ..., tty_chars: _Optional[bytes] = ..., tty_colors: _Optional[bytes] = ..., messages: _Optional[bytes] = ..., stats: _Optional[bytes] = ..., skills: _Optional[bytes] = ..., message_counts: _Optional[bytes] = ..., stat_changes: _Optional[bytes] = ..., rewards: _Optional[bytes] = ..., dones: _Optional[bytes] = ..., time_outs: _Optional[bytes] = ..., finished_episodes: _Optional[_Iterable[_Union[EpisodeSummary, _Mapping]]] = ..., competence: _Optional[bytes] = ...) -> None: ...
 
 class EpisodeSummary(_message.Message):
     __slots__ = ("env_index", "steps", "env_return", "skill_steps", "max_depth")
@@ -102,7 +104,7 @@ class GetStatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LearnerStatus(_message.Message):
-    __slots__ = ("mode", "env_steps", "samples_trained", "policy_version", "connected_actors", "connected_envs", "mean_policy_lag", "samples_per_second", "losses", "skill_returns", "last_checkpoint", "skill_runs")
+    __slots__ = ("mode", "env_steps", "samples_trained", "policy_version", "connected_actors", "connected_envs", "mean_policy_lag", "samples_per_second", "losses", "skill_returns", "last_checkpoint", "skill_runs", "skill_competence", "skill_competent_runs")
     class LossesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +126,20 @@ class LearnerStatus(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class SkillCompetenceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class SkillCompetentRunsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     MODE_FIELD_NUMBER: _ClassVar[int]
     ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_TRAINED_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +152,8 @@ class LearnerStatus(_message.Message):
     SKILL_RETURNS_FIELD_NUMBER: _ClassVar[int]
     LAST_CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     SKILL_RUNS_FIELD_NUMBER: _ClassVar[int]
+    SKILL_COMPETENCE_FIELD_NUMBER: _ClassVar[int]
+    SKILL_COMPETENT_RUNS_FIELD_NUMBER: _ClassVar[int]
     mode: str
     env_steps: int
     samples_trained: int
@@ -148,4 +166,6 @@ class LearnerStatus(_message.Message):
     skill_returns: _containers.ScalarMap[str, float]
     last_checkpoint: str
     skill_runs: _containers.ScalarMap[str, int]
-    def __init__(self, mode: _Optional[str] = ..., env_steps: _Optional[int] = ..., samples_trained: _Optional[int] = ..., policy_version: _Optional[int] = ..., connected_actors: _Optional[int] = ..., connected_envs: _Optional[int] = ..., mean_policy_lag: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., losses: _Optional[_Mapping[str, float]] = ..., skill_returns: _Optional[_Mapping[str, float]] = ..., last_checkpoint: _Optional[str] = ..., skill_runs: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    skill_competence: _containers.ScalarMap[str, float]
+    skill_competent_runs: _containers.ScalarMap[str, int]
+    def __init__(self, mode: _Optional[str] = ..., env_steps: _Optional[int] = ..., samples_trained: _Optional[int] = ..., policy_version: _Optional[int] = ..., connected_actors: _Optional[int] = ..., connected_envs: _Optional[int] = ..., mean_policy_lag: _Optional[float] = ..., samples_per_second: _Optional[float] = ..., losses: _Optional[_Mapping[str, float]] = ..., skill_returns: _Optional[_Mapping[str, float]] = ..., last_checkpoint: _Optional[str] = ..., skill_runs: _Optional[_Mapping[str, int]] = ..., skill_competence: _Optional[_Mapping[str, float]] = ..., skill_competent_runs: _Optional[_Mapping[str, int]] = ...) -> None: ...

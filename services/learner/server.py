@@ -146,8 +146,9 @@ class _Metrics(EngineObserver):
 
     def on_skill_competence(self, skill: int, competent: bool, recent_mean: float) -> None:
         name = skill_name(skill)
+        counter = self.competent_runs.labels(skill=name)  # the series exists (at 0) from the first run on
         if competent:
-            self.competent_runs.labels(skill=name).inc()
+            counter.inc()
         self.competence.labels(skill=name).set(recent_mean)
 
     def on_skill_run(self, skill: int, intrinsic_return: float, steps: int) -> None:

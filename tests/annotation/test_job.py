@@ -123,8 +123,27 @@ def test_ledger_refuses_other_annotation_settings(tmp_path: Path, records) -> No
         spec = JobSpec(str(pairs), str(out), (Skill.ASCENDER,))
         assert AnnotationJob(spec, Annotator(backend, "score")).run().state == "succeeded"
         # same model and strategy, another prior: resuming would mix labels made two ways
-        status = AnnotationJob(spec, Annotator(backend, "score", depth_prior=0.0)).run()
+        status = AnnotationJob(spec, Annotator(backend, "score", depth_prior=3.0)).run()
     assert status.state == "failed" and "settings" in status.error
+
+
+def test_label_manifest_names_the_label_source(tmp_path: Path, records) -> None:
+    import json
+
+    from maestromotif.rewards.data import label_provenance
+
+    pairs = tmp_path / "pairs"
+    write_pair_dataset(pairs, records(4), gap_steps=100)
+    with TGIDouble() as tgi:
+        backend = make_backend("tgi", url=tgi.url)
+        for name, annotator in (("llm", Annotator(backend, "score")),
+                                ("prior", Annotator(backend, "score", depth_prior=3.0))):
+            out = tmp_path / name
+            assert AnnotationJob(JobSpec(str(pairs), str(out), (Skill.ASCENDER,)), annotator).run().state == "succeeded"
+            manifest = json.loads((out / "ascender" / "manifest.json").read_text())
+            assert manifest["label_source"] == ("llm" if name == "llm" else "llm+depth_prior:3")
+            assert manifest["depth_prior"] == (0.0 if name == "llm" else 3.0)
+            assert label_provenance(out, "ascender")["label_source"] == manifest["label_source"]
 
 
 def test_settings_fingerprint_follows_prompts_and_settings() -> None:

@@ -18,6 +18,7 @@ from maestromotif.rewards.train import (
     pairwise_loss,
     preference_targets,
     score_transitions,
+    train_reward_models,
     train_skill,
     unique_transitions,
 )
@@ -166,3 +167,30 @@ def test_cli_train_reward(trained, tmp_path) -> None:
     assert bad.exit_code == 2 and "unknown skill" in bad.output
     info = CliRunner().invoke(app, ["reward-info", str(out)])
     assert info.exit_code == 0 and '"descender"' in info.output
+
+
+def test_two_rounds_train_together_and_report_their_label_sources(trained, tmp_path) -> None:
+    from maestromotif.annotation.diversity import message_diversity, messages_of
+    from maestromotif.rewards.data import load_preferences
+    from reward_synthetic import make_dataset
+
+    pairs2, labels2 = make_dataset(tmp_path / "round2", 200, seed=5)
+    out = tmp_path / "bundles"
+    fast = TrainConfig(learning_rate=1e-3, batch_size=100, epochs=2, val_fraction=0.2, threads=1)
+    (result,) = train_reward_models(trained.pairs, trained.labels, out, ["descender"], fast, progress=False,
+                                    extra_rounds=[(pairs2, labels2)])
+    n1 = len(load_preferences(trained.pairs, trained.labels, "descender"))
+    n2 = len(load_preferences(pairs2, labels2, "descender"))
+    rounds = result.report["labels"]
+    assert [r["num_pairs"] for r in rounds] == [n1, n2]
+    metrics = result.report["metrics"]
+    assert metrics["train_pairs"] + metrics["val_pairs"] == n1 + n2
+    # synthetic labels predate label_source: said so, never passed off as the LLM's
+    assert result.report["label_source"] == "unrecorded"
+    saved = json.loads((result.bundle_dir / "report.json").read_text())
+    assert saved["label_source"] == "unrecorded" and len(saved["labels"]) == 2
+    one = message_diversity(trained.pairs, trained.labels)
+    two = message_diversity(pairs2, labels2, known=messages_of(trained.pairs))
+    assert one["pairs"] == 600 and two["pairs"] == 200
+    assert 0 < two["new_messages"] <= two["distinct_messages"]
+    assert 0 < one["per_skill"]["descender"]["decisive_pairs"] <= 600

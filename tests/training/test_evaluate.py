@@ -89,6 +89,10 @@ def test_evaluation_splits_runs_between_trained_and_random(setup: tuple[Path, Pa
             if stats.runs:
                 assert math.isfinite(stats.mean_return) and stats.mean_return >= 0.0  # shaped rewards are >= 0
                 assert stats.mean_steps >= 1
+                # competence is measured on every run: a fraction, or new squares per step (discoverer)
+                assert stats.mean_competence is not None and stats.mean_competence >= 0.0
+                assert 0 <= stats.competent_runs <= stats.runs
+                assert stats.return_per_step == pytest.approx(stats.mean_return / stats.mean_steps)
     assert sum(result.max_depth_counts.values()) == result.episodes
     json.dumps(result.to_dict())  # plain data
 
@@ -126,6 +130,7 @@ def test_evaluate_command(setup: tuple[Path, Path], tmp_path: Path) -> None:
                                 env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "discoverer" in result.output and "trained > random" in result.output
+    assert "competence" in result.output
     assert json.loads(out.read_text())["env_steps"] == 200
     missing = CliRunner().invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "none.pth"),
                                        "--reward-bundles", str(bundles), "--steps", "10"])
