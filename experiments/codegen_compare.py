@@ -3,9 +3,11 @@
 Reads the artifacts chosen by ``codegen_models.py`` (one per task, for one model), loads each
 validated one from the artifact store, and plays ``--episodes`` NLE episodes per task with it and
 with the task's reference policy, on the same seeds. No skill network checkpoint exists in this
-repository's runs yet, so every skill acts with uniformly random actions (as ``maestromotif env
-run`` does): the comparison shows how the two policies sequence skills and what the task detector
-then measures, not what trained skills achieve. Results go to ``--out`` as JSON.
+repository's runs yet, so the skills are stand-ins (``maestromotif.codegen.episodes``): by default
+the descender and ascender are scripted with wizard-mode stairs and the other skills act at random,
+so that the policies' choices move the hero; with random actions alone both policies would play
+the same game. It shows how the two policies sequence skills and what the task detector then
+measures, not what trained skills achieve. Results go to ``--out`` as JSON.
 
     nice -n 10 python experiments/codegen_compare.py --models-json experiments/results/codegen/models.json \\
         --model 0.5b --episodes 3 --out experiments/results/codegen/compare.json
@@ -29,6 +31,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=100)
     parser.add_argument("--max-steps", type=int, default=10_000)
+    parser.add_argument("--skills", choices=("random", "stairs"), default="stairs",
+                        help="skill stand-in (maestromotif.codegen.episodes): random actions, or wizard-mode "
+                             "scripted stairs for descender/ascender")
     parser.add_argument("--out", type=Path, default=Path("experiments/results/codegen/compare.json"))
     args = parser.parse_args()
 
@@ -41,9 +46,9 @@ def main() -> None:
     store = ArtifactStore(args.store)
     seeds = list(range(args.first_seed, args.first_seed + args.episodes))
     out: dict[str, Any] = {
-        "what": "per task, the generated policy and the reference policy over skills on the same seeds; skills act "
-                "with uniformly random actions (no skill network checkpoint was available)",
-        "model": args.model, "seeds": seeds, "max_steps": args.max_steps, "tasks": {},
+        "what": "per task, the generated policy and the reference policy over skills on the same seeds; no skill "
+                "network checkpoint was available, so skills are stand-ins (see skills)",
+        "skills": args.skills, "model": args.model, "seeds": seeds, "max_steps": args.max_steps, "tasks": {},
     }
     for task, entry in measured.items():
         row: dict[str, Any] = {"sha256": entry["sha256"], "valid": entry["valid"]}
@@ -52,7 +57,7 @@ def main() -> None:
             policies["generated"] = store.load_policy(entry["sha256"])
         for label, policy in policies.items():
             t0 = time.perf_counter()
-            episodes = [play_episode(policy, task, seed, max_steps=args.max_steps) for seed in seeds]
+            episodes = [play_episode(policy, task, seed, max_steps=args.max_steps, skills=args.skills) for seed in seeds]
             row[label] = {
                 "episodes": [asdict(e) for e in episodes],
                 "seconds": round(time.perf_counter() - t0, 1),

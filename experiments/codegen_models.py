@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-tokens", type=int, default=900)
     parser.add_argument("--repair-rounds", type=int, default=3)
+    parser.add_argument("--time-limit", type=float, default=3600.0,
+                        help="wall-clock limit of one answer; high by default so that a busy machine does not cut "
+                             "answers short (answers are bounded by --max-tokens)")
     parser.add_argument("--out", type=Path, default=Path("experiments/results/codegen/models.json"))
     parser.add_argument("--store", type=Path, default=Path("experiments/results/codegen/artifacts"))
     args = parser.parse_args()
@@ -51,7 +54,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(args.store)
     sampling = Sampling(temperature=0.2, max_tokens=args.max_tokens, seed=args.seed,
-                        max_repair_rounds=args.repair_rounds, samples=1, time_limit_s=900.0)
+                        max_repair_rounds=args.repair_rounds, samples=1, time_limit_s=args.time_limit)
     results: dict[str, Any] = {
         "what": "ComposeTask on the nine task prompts, one sample each; validated = every validation stage passed "
                 "within the repair rounds",
@@ -93,7 +96,8 @@ def main() -> None:
                 "valid": best.valid, "repair_rounds": best.repair_rounds, "llm_calls": best.llm_calls,
                 "failed_stage": first_failed_stage(best.report), "prompt_tokens": best.prompt_tokens,
                 "completion_tokens": best.completion_tokens, "seconds": round(time.perf_counter() - t0, 1),
-                "sha256": best.sha256, "examples": best.record.extra.get("examples") if best.record.extra else None,
+                "sha256": best.sha256, "examples": best.record.generation.get("examples"),
+                "finish_reasons": [r.get("finish_reason") for r in best.record.generation.get("rounds", [])],
             }
             done = entry["tasks"].values()
             entry["validated"] = sum(1 for t in done if t["valid"])

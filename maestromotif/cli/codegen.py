@@ -324,3 +324,64 @@ def list_artifacts(store: StoreOpt = Path("data/artifacts"), as_json: JsonOpt = 
     for row in rows:
         state = "valid" if row["valid"] else ("UNREADABLE: " + str(row["error"])[:100] if row["error"] else "invalid")
         typer.echo(f"{row['sha256']}  {str(row['kind']):<16} {str(row['task']):<16} {state}")
+
+
+@codegen_app.command("evaluate")
+def evaluate(
+    sha256: Annotated[str, typer.Argument(help="A validated task-policy artifact (64 hex digits).")],
+    store: StoreOpt = Path("data/artifacts"),
+    task: Annotated[str, typer.Option(help="Task detector to score with (default: the artifact's detector task).")] = "",
+    episodes: Annotated[int, typer.Option(min=1, max=1000, help="Episodes per policy.")] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the first episode (then seed+1, ...).")] = 100,
+    max_steps: Annotated[int, typer.Option(min=1, max=100_000, help="Agent steps per episode.")] = 10_000,
+    skills: Annotated[str, typer.Option(help="Skill stand-in: 'stairs' (wizard-mode scripted descender/ascender, "
+                                             "others random) or 'random' (all random).")] = "stairs",
+    as_json: JsonOpt = False,
+) -> None:
+    """Play a generated task policy and the task's reference policy on the same seeds, scored by the task's detector.
+
+    No skill network is loaded. With --skills random every skill acts at random, so both policies play the same
+    game; with --skills stairs (default) descender and ascender are scripted in wizard mode, so the policies'
+    choices move the hero between levels and branches.
+    """
+    from rich.progress import Progress
+
+    from maestromotif.codegen.artifacts import ArtifactError, ArtifactStore
+    from maestromotif.codegen.episodes import play_episode
+    from maestromotif.skills.reference import load_reference
+    from maestromotif.tasks.specs import TASK_NAMES
+
+    artifacts = ArtifactStore(store)
+    try:
+        record = artifacts.get(sha256)
+        generated = artifacts.load_policy(sha256)
+    except ArtifactError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    task = task or record.detector_task or (record.task if record.task in TASK_NAMES else "")
+    if skills not in ("stairs", "random"):
+        raise typer.BadParameter("choose 'stairs' or 'random'", param_hint="--skills")
+    if task not in TASK_NAMES:
+        raise typer.BadParameter(f"the artifact names no task detector; choose one of {', '.join(TASK_NAMES)}",
+                                 param_hint="--task")
+    seeds = list(range(seed, seed + episodes))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    with Progress(disable=as_json, transient=True) as progress:
+        bar = progress.add_task(f"{task}: generated and reference", total=2 * episodes)
+        for label, policy in (("generated", generated), ("reference", load_reference(task))):
+            rows[label] = []
+            for s in seeds:
+                result = play_episode(policy, task, s, max_steps=max_steps, skills=skills)
+                rows[label].append({"seed": s, "steps": result.steps, "end": result.end, "max_depth": result.max_depth,
+                                    "policy_failures": result.policy_failures, **result.outcome})
+                progress.advance(bar)
+    if as_json:
+        typer.echo(json.dumps({"task": task, "sha256": sha256, "episodes": rows}, indent=2))
+        return
+    for label, items in rows.items():
+        successes = sum(bool(r.get("legacy_success")) for r in items)
+        counts = sum(int(r.get("legacy_count", 0)) for r in items)
+        typer.echo(f"{label:<10} {task}: legacy successes {successes}/{len(items)}, legacy count {counts}, "
+                   f"mean steps {sum(r['steps'] for r in items) / len(items):.0f}, "
+                   f"mean max depth {sum(r['max_depth'] for r in items) / len(items):.1f}, "
+                   f"policy failures {sum(r['policy_failures'] for r in items)}")

@@ -249,3 +249,23 @@ class ArtifactPolicyLoader:
         if self.skill_functions is None:
             return policy
         return ComposedPolicy(policy, store.load_skill_functions(self.skill_functions))
+
+
+ARTIFACT_PREFIX = "artifact:"
+
+
+def resolve_policy_spec(spec: str, root: str | Path | None) -> str | ArtifactPolicyLoader:
+    """A policy setting as ``controller_factory`` takes it.
+
+    A reference name (``"gnomish"``, ``"none"``) is returned unchanged; ``"artifact:<sha>"`` or
+    ``"artifact:<policy sha>+<skill-functions sha>"`` becomes an ``ArtifactPolicyLoader`` over
+    ``root``, loaded once here so that a bad id or an unvalidated artifact fails at start-up.
+    """
+    if not spec.startswith(ARTIFACT_PREFIX):
+        return spec
+    if root is None:
+        raise ArtifactError(f"policy {spec[:80]!r} names an artifact, but no artifact folder is configured")
+    policy, _, skills = spec[len(ARTIFACT_PREFIX):].partition("+")
+    loader = ArtifactPolicyLoader(str(root), policy, skills or None)
+    loader.check()
+    return loader

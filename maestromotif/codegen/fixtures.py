@@ -25,7 +25,9 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from maestromotif.fileio import atomic_write_text
 
@@ -424,13 +426,14 @@ def summary(fixture: StateFixture) -> dict[str, Any]:
     }
 
 
-def main(output: Path = FIXTURE_PATH) -> None:
-    """Record the fixture (several minutes of real NetHack) and print its variety as JSON."""
+def main(
+    output: Annotated[Path, typer.Option(help="Where to write the fixture (JSON).")] = FIXTURE_PATH,
+) -> None:
+    """Play the recording plan's NetHack games (about ten seconds) and write the state fixture of the
+    code-validation harness; prints its variety (depths, dungeons, availabilities) as JSON."""
     fixture = record_fixture(path=output)
     print(json.dumps({"path": str(output), "bytes": output.stat().st_size, **summary(fixture)}, indent=1))
 
 
 if __name__ == "__main__":
-    import typer
-
     typer.run(main)

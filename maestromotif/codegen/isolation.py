@@ -11,6 +11,10 @@ allows, and reports which layers are active:
 - ``chroot``: the empty temporary working folder becomes ``/`` (nothing outside is visible);
 - ``setuid-nobody``: root drops to uid/gid 65534 (so the process limit applies and nothing owned
   by root is writable);
+- ``landlock-fs`` (and ``landlock-net``, ``landlock-scope`` on newer kernels): a Landlock domain
+  that allows file access only beneath the temporary folder, no TCP bind/connect, and no signals
+  or abstract sockets outside the domain; unprivileged, so it also holds where the chroot cannot
+  be made (a non-root container);
 - ``rlimit-cpu``, ``rlimit-as``, ``rlimit-fsize``, ``rlimit-nproc`` (0: no fork), ``rlimit-nofile``,
   ``rlimit-core``;
 - ``seccomp``: a filter (libseccomp through ctypes) that makes ``socket``, ``connect``, ``fork``,
@@ -30,7 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
+import selectors
 import shutil
 import signal
 import subprocess
@@ -38,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +164,12 @@ def run_isolated(
         )
         try:
             proc = subprocess.Popen(  # noqa: S603 - our own interpreter and bootstrap
-                [sys.executable, "-I", "-c", bootstrap, json.dumps(paths), str(req_r), str(resp_w), workdir],
+                [sys.executable, "-I", "-B", "-c", bootstrap, json.dumps(paths), str(req_r), str(resp_w), workdir],
                 stdin=subprocess.DEVNULL,
                 stdout=out_file,
                 stderr=subprocess.STDOUT,
                 cwd=workdir,
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-                     "PYTHONDONTWRITEBYTECODE": "1"},
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},  # nothing inherited (-I ignores PYTHON* anyway)
                 close_fds=True,
                 pass_fds=(req_r, resp_w),
                 start_new_session=True,
@@ -176,8 +179,9 @@ def run_isolated(
         finally:
             os.close(req_r)
             os.close(resp_w)
-        events, error, timed_out = _converse(proc, req_w, resp_r, request, limits, start, on_event)
-        req_w = resp_r = -1  # closed by _converse
+        fds = (req_w, resp_r)
+        req_w = resp_r = -1  # _converse closes both, whatever happens (no double close in a threaded server)
+        events, error, timed_out = _converse(proc, *fds, request, limits, start, on_event)
         returncode = proc.returncode
         if error is None:
             if not events or events[-1].get("event") != "exit":
@@ -236,7 +240,6 @@ def _converse(
 ) -> tuple[list[dict[str, Any]], str | None, bool]:
     """Send the request, read JSON lines until EOF; kill the group on timeout or overflow."""
     deadline = start + limits.wall_s
-    os.set_blocking(req_w, False)
     pending = memoryview(request)
     buf = bytearray()
     received = 0
@@ -244,14 +247,20 @@ def _converse(
     error: str | None = None
     timed_out = False
     writing = True
+    # selectors (epoll), not select(): a busy server's descriptors can be numbered past 1024.
+    sel = selectors.DefaultSelector()
     try:
+        os.set_blocking(req_w, False)
+        sel.register(resp_r, selectors.EVENT_READ)
+        sel.register(req_w, selectors.EVENT_WRITE)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
                 error = f"wall-clock limit of {limits.wall_s:g} s exceeded; the process group was killed"
                 break
-            rlist, wlist, _ = select.select([resp_r], [req_w] if writing else [], [], min(left, 0.5))
+            ready = {key.fd for key, _ in sel.select(min(left, 0.5))}
+            rlist, wlist = resp_r in ready, writing and req_w in ready
             if wlist:
                 try:
                     n = os.write(req_w, pending[:65536])
@@ -259,6 +268,7 @@ def _converse(
                 except BrokenPipeError:
                     pending = pending[:0]
                 if not pending:
+                    sel.unregister(req_w)
                     os.close(req_w)
                     req_w = -1
                     writing = False
@@ -291,6 +301,7 @@ def _converse(
                     error = f"the child sent a line longer than {limits.max_event_bytes} bytes; killed"
                     break
     finally:
+        sel.close()
         if req_w >= 0:
             os.close(req_w)
         os.close(resp_r)
@@ -317,6 +328,10 @@ CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 PR_SET_NO_NEW_PRIVS = 38
 SCMP_ACT_ALLOW = 0x7FFF0000
+# Landlock (linux/landlock.h); the syscall numbers are the same on every architecture.
+SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
 
 
 def _scmp_act_errno(errno: int) -> int:
@@ -330,8 +345,10 @@ class _Seccomp:
         import ctypes
         import ctypes.util
 
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
-        lib = ctypes.CDLL(name, use_errno=True)
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)  # Debian's libseccomp2
+        except OSError:
+            lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so", use_errno=True)
         lib.seccomp_init.restype = ctypes.c_void_p
         lib.seccomp_init.argtypes = [ctypes.c_uint32]
         lib.seccomp_syscall_resolve_name.restype = ctypes.c_int
@@ -361,6 +378,54 @@ class _Seccomp:
                 raise OSError(-rc, "seccomp_load failed")
         finally:
             lib.seccomp_release(ctx)
+
+
+def _landlock(root: str) -> list[str]:
+    """Allow file access only beneath ``root`` (and, where supported, no TCP, no outside signals)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    if abi < 1:
+        return []
+    fs = (1 << 13) - 1  # ABI 1: execute, read/write files, read dirs, remove, make any kind of node
+    if abi >= 2:
+        fs |= 1 << 13  # refer (rename/link across folders)
+    if abi >= 3:
+        fs |= 1 << 14  # truncate
+    if abi >= 5:
+        fs |= 1 << 15  # ioctl on devices
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    attr = RulesetAttr(fs, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)  # tcp bind+connect; unix+signal
+    size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
+    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    if ruleset < 0:
+        return []
+    try:
+        folder = os.open(root, os.O_PATH | os.O_DIRECTORY)
+        try:
+            rule = PathBeneath(fs, folder)
+            if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                            ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+                return []
+        finally:
+            os.close(folder)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            return []
+        if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
+            return []
+    finally:
+        os.close(ruleset)
+    return ["landlock-fs"] + (["landlock-net"] if abi >= 4 else []) + (["landlock-scope"] if abi >= 6 else [])
 
 
 def _apply_isolation(workdir: str, limits: dict[str, Any]) -> list[str]:
@@ -400,6 +465,12 @@ def _apply_isolation(workdir: str, limits: dict[str, Any]) -> list[str]:
             os.setgid(NOBODY)
             os.setuid(NOBODY)
             layers.append("setuid-nobody")
+        except OSError:
+            pass
+
+    if "landlock" not in skip:
+        try:
+            layers += _landlock("/" if "chroot" in layers else workdir)
         except OSError:
             pass
 

@@ -169,10 +169,6 @@ _CONSTANT_NODES = (ast.Constant, ast.Tuple, ast.Name, ast.UnaryOp, ast.BinOp, as
 _MODULE_IMPORTS = ("random", "math")
 
 
-class _Reject(Exception):
-    pass
-
-
 def _line(node: ast.AST) -> str:
     return f"line {getattr(node, 'lineno', '?')}: "
 
@@ -260,7 +256,8 @@ def _parse(text: str, what: str) -> str | None:
     try:
         ast.parse(text)
     except SyntaxError as exc:
-        return f"{what}: line {exc.lineno}: syntax error: {exc.msg}"
+        where = f"line {exc.lineno}: " if exc.lineno else ""
+        return f"{what}: {where}syntax error: {exc.msg}"
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting
         return f"{what}: cannot be parsed: {type(exc).__name__}: {str(exc)[:200]}"
     return None

@@ -5,12 +5,17 @@ per-call budget), replays recorded NLE states through it, then runs the LLM's te
 stage it emits ``{"event": "begin", "stage": ...}`` and then ``{"event": "end", "stage": ...,
 "passed": ..., "detail": ...}``; the parent attributes a child that dies or times out to the stage
 that began last. It stops at the first failed stage.
+
+The recorded states come from games played by the reference policies: the candidate sees each
+recorded episode's states in order, with its ``memory`` kept across the episode, but its answers
+do not steer those games (the harness checks answers, it does not replay the candidate's play).
 """
 
 from __future__ import annotations
 
 import random
 import time
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -69,30 +74,54 @@ class _Timer:
             self.worst = max(self.worst, time.perf_counter() - t)
 
 
+def _play_episode(policy: SandboxedPolicy, e: int, episode: dict[str, Any], timer: _Timer) -> list[int]:
+    """The candidate's answers to one recorded episode's states (checked: available skill ids)."""
+    try:
+        policy.start(random.Random(int(episode["seed"])))
+    except PolicyError as exc:
+        raise StageFailure(f"episode {e}: {exc}") from None
+    answers = []
+    for i, raw in enumerate(episode["selections"]):
+        state = state_from_dict(raw)
+        where = f"episode {e} state {i} ({_describe(state)})"
+        try:
+            out = timer(lambda: policy.choose(state))
+        except PolicyError as exc:
+            raise StageFailure(f"{where}: {exc}") from None
+        try:
+            skill = parse_skill(out)
+        except SkillIdError as exc:
+            raise StageFailure(f"{where}: choose_skill() returned an invalid skill: {exc}") from None
+        if int(skill) not in state.available:
+            raise StageFailure(f"{where}: choose_skill() returned {SKILL_NAMES[skill]}, whose initiation "
+                               "does not hold (it is not in state.available)")
+        answers.append(int(skill))
+    return answers
+
+
+def _check_no_hidden_state(module: SandboxedModule) -> None:
+    """Functions of the code must carry no attributes: that would be state outliving an episode.
+
+    The allow-list refuses ``choose_skill.x = ...``; this catches the same through an alias
+    (``f = choose_skill; f.x = ...``) after the code has run.
+    """
+    for name, value in module._namespace.items():  # noqa: SLF001 - our own sandbox
+        if isinstance(value, types.FunctionType) and not name.startswith("_") and value.__dict__:
+            keys = ", ".join(sorted(value.__dict__))[:200]
+            raise StageFailure(f"the code set attributes on its function {name}() ({keys}): "
+                               "state must live in memory")
+
+
 def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], timer: _Timer) -> str:
     n_states = n_steps = 0
     chosen = [0] * len(SKILL_NAMES)
+    first: list[int] = []
     for e, episode in enumerate(episodes):
-        try:
-            policy.start(random.Random(int(episode["seed"])))
-        except PolicyError as exc:
-            raise StageFailure(f"episode {e}: {exc}") from None
-        for i, raw in enumerate(episode["selections"]):
-            state = state_from_dict(raw)
-            where = f"episode {e} state {i} ({_describe(state)})"
-            try:
-                out = timer(lambda: policy.choose(state))
-            except PolicyError as exc:
-                raise StageFailure(f"{where}: {exc}") from None
-            try:
-                skill = parse_skill(out)
-            except SkillIdError as exc:
-                raise StageFailure(f"{where}: choose_skill() returned an invalid skill: {exc}") from None
-            if int(skill) not in state.available:
-                raise StageFailure(f"{where}: choose_skill() returned {SKILL_NAMES[skill]}, whose initiation "
-                                   "does not hold (it is not in state.available)")
-            chosen[int(skill)] += 1
-            n_states += 1
+        answers = _play_episode(policy, e, episode, timer)
+        first = first or answers
+        for skill in answers:
+            chosen[skill] += 1
+        n_states += len(answers)
         if policy.has_custom_preconditions or policy.has_custom_termination:
             for j, step in enumerate(episode["skill_steps"]):
                 try:
@@ -104,10 +133,15 @@ def _harness_policy(policy: SandboxedPolicy, episodes: list[dict[str, Any]], tim
                 except PolicyError as exc:
                     raise StageFailure(f"episode {e} step record {j}: {exc}") from None
                 n_steps += 1
+    _check_no_hidden_state(policy)
+    # Same episode, same seed, fresh memory: the same answers, unless the code kept state elsewhere.
+    if episodes and _play_episode(policy, 0, episodes[0], timer) != first:
+        raise StageFailure("replaying the first recorded episode with the same seed gave different answers: "
+                           "the code keeps state between episodes outside memory")
     picks = ", ".join(f"{SKILL_NAMES[s]} {n}" for s, n in enumerate(chosen) if n)
     extra = f" and {n_steps} initiation/termination inputs" if n_steps else ""
     return (f"{n_states} recorded states from {len(episodes)} episodes{extra}: every answer an available skill "
-            f"({picks}); slowest call {timer.worst * 1000:.1f} ms")
+            f"({picks}); replaying an episode gives the same answers; slowest call {timer.worst * 1000:.1f} ms")
 
 
 def _harness_skill_functions(
@@ -136,6 +170,7 @@ def _harness_skill_functions(
             count("merchant.initiation", pre[1] == bool(rule_pre[1]))
             count(f"{SKILL_NAMES[int(args[0])]}.termination", end == bool(step["rule_termination"]))
             n += 1
+    _check_no_hidden_state(module)
     agreement = {k: round(v[0] / v[1], 4) for k, v in sorted(agree.items())}
     low = ", ".join(f"{k} {v:.2f}" for k, v in agreement.items())
     return (f"{n} recorded initiation/termination inputs from {len(episodes)} episodes, all well-typed; "
@@ -170,6 +205,7 @@ def _llm_tests(module: SandboxedModule, tests_source: str, limits: dict[str, Any
     failures = []
     for name in names:
         module.seed(random.Random(0))
+        tests.seed(random.Random(0))
         try:
             tests.call(name)
         except PolicyError as exc:

@@ -103,6 +103,8 @@ CASES: tuple[Case, ...] = (
     Case("rebind-builtin", POLICY, policy_with("len = 3\nreturn 0"), None, "allow-list", "predefined"),
     Case("function-attribute-state", POLICY, policy_with("choose_skill.calls = 1\nreturn 0"), None, "allow-list",
          "module-level objects"),
+    Case("function-attribute-alias", POLICY, policy_with("f = choose_skill\nf.calls = 1\nreturn 0"), None,
+         "harness", "attributes on its function choose_skill()"),
     Case("module-attribute", POLICY, "import random\n" + policy_with("random.random = 1\nreturn 0"), None,
          "allow-list", "module-level objects"),
     Case("mutable-default", POLICY, VALID_POLICY + "\n\ndef helper(x, seen=[]):\n    return seen\n", None,
@@ -132,8 +134,8 @@ CASES: tuple[Case, ...] = (
     Case("load-time-error", POLICY, "X = 1 // 0\n" + VALID_POLICY, None, "isolated-run", "ZeroDivisionError"),
     # ---------------------------------------------------------------- fails on the recorded states
     Case("infinite-loop", POLICY, policy_with("while True:\n    pass"), None, "harness", "exceeded"),
-    Case("infinite-loop-in-start", POLICY, with_start("while True:\n    memory.n = memory.n + 1"), None, "harness",
-         "start()"),
+    Case("infinite-loop-in-start", POLICY, with_start("memory.n = 0\nwhile True:\n    memory.n = memory.n + 1"), None,
+         "harness", "start(): exceeded"),
     Case("memory-bomb", POLICY, policy_with("a = []\nwhile True:\n    a.append(list(range(10000)))"), None,
          "harness", "choose_skill()"),  # the memory-growth or the time budget, whichever trips first
     Case("deep-recursion", POLICY, policy_with("return down(0)", extra="def down(n):\n    return down(n + 1)\n\n\n"),
@@ -153,6 +155,12 @@ CASES: tuple[Case, ...] = (
          "must return a bool"),
     Case("skills-termination-loop", SKILLS, skills_with(end_body="while True:\n    pass"), None, "harness",
          "exceeded"),
+    Case("policy-bad-precondition-override", POLICY,
+         VALID_POLICY + "\n\ndef skill_precondition(crop, num_items):\n    return 'yes'\n", None, "harness",
+         "must return (worshipper_pre, merchant_pre)"),
+    Case("policy-termination-override-raises", POLICY,
+         VALID_POLICY + "\n\n" + skills_with(end_body="return skill_turns / 0").split("\n\n\n")[1], None,
+         "harness", "ZeroDivisionError"),
     # ---------------------------------------------------------------- the LLM's own tests
     Case("failing-test", POLICY, VALID_POLICY,
          "def test_merchant_first():\n    assert choose_skill(make_state(), Memory()) == MERCHANT\n",

@@ -135,3 +135,18 @@ def test_record_validation() -> None:
                                    "agreement": None})
     with pytest.raises(ValueError, match="temperature"):
         Sampling(temperature=-1, max_tokens=10, repair_rounds=0)
+
+
+def test_resolve_policy_spec(tmp_path, valid_report) -> None:
+    from maestromotif.codegen.artifacts import resolve_policy_spec
+
+    assert resolve_policy_spec("gnomish", None) == "gnomish"
+    sha = ArtifactStore(tmp_path).put(record_for(VALID_POLICY, ArtifactKind.TASK_POLICY, valid_report))
+    loader = resolve_policy_spec(f"artifact:{sha}", tmp_path)
+    assert isinstance(loader, ArtifactPolicyLoader) and loader.policy == sha
+    with pytest.raises(ArtifactError, match="no artifact folder"):
+        resolve_policy_spec(f"artifact:{sha}", None)
+    with pytest.raises(ArtifactError, match="64 lower-case hex"):
+        resolve_policy_spec("artifact:abc", tmp_path)
+    with pytest.raises(ArtifactError, match="no artifact"):
+        resolve_policy_spec(f"artifact:{sha}+{'1' * 64}", tmp_path)

@@ -17,15 +17,23 @@ from maestromotif.skills.reference import reference_skill_functions_source, refe
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 # Valid on every recorded state (a recorded episode has at most 30 selections), but from the 41st
-# selection of an episode on it returns an id that is no skill: a bug only a long game shows.
-LATE_BUG = (
-    "SKILL_TURNS = 5\n\n\n"
-    "def start(memory):\n    memory.calls = 0\n\n\n"
-    "def choose_skill(state, memory):\n"
-    "    memory.calls = memory.calls + 1\n"
-    "    if memory.calls > 40:\n        return 99\n"
-    "    return DISCOVERER\n"
-)
+# selection of an episode on it misbehaves: a bug only a long game shows.
+LATE_BUGS = {
+    "invalid id": ("return 99", "99"),
+    "raise": ("return [0][memory.calls]", "IndexError"),
+    "timeout": ("while True:\n            memory.calls = memory.calls + 1", "exceeded"),
+}
+
+
+def late_bug(body: str) -> str:
+    return (
+        "SKILL_TURNS = 5\n\n\n"
+        "def start(memory):\n    memory.calls = 0\n\n\n"
+        "def choose_skill(state, memory):\n"
+        "    memory.calls = memory.calls + 1\n"
+        f"    if memory.calls > 40:\n        {body}\n"
+        "    return DISCOVERER\n"
+    )
 
 
 def store_validated(tmp_path, code: str, kind: ArtifactKind, task: str | None = "gnomish") -> str:
@@ -34,8 +42,10 @@ def store_validated(tmp_path, code: str, kind: ArtifactKind, task: str | None = 
     return ArtifactStore(tmp_path).put(record_for(code, kind, report, task=task))
 
 
-def test_runtime_failure_ends_the_episode_not_the_actor(tmp_path) -> None:
-    sha = store_validated(tmp_path, LATE_BUG, ArtifactKind.TASK_POLICY)
+@pytest.mark.parametrize("bug", list(LATE_BUGS))
+def test_runtime_failure_ends_the_episode_not_the_actor(tmp_path, bug: str) -> None:
+    body, fragment = LATE_BUGS[bug]
+    sha = store_validated(tmp_path, late_bug(body), ArtifactKind.TASK_POLICY)
     loader = ArtifactPolicyLoader(str(tmp_path), sha)
     loader.check()
     rng = np.random.default_rng(0)
@@ -49,7 +59,7 @@ def test_runtime_failure_ends_the_episode_not_the_actor(tmp_path) -> None:
                 break
         failed = [e for e in finished if e.policy_failure]
         assert failed, "the late bug never fired"
-        assert "choose_skill" in failed[0].policy_failure and "99" in failed[0].policy_failure
+        assert "choose_skill" in failed[0].policy_failure and fragment in failed[0].policy_failure
         assert failed[0].truncated and not failed[0].terminated
         controller = env.group.controllers[0]
         assert controller.episode_failed is None  # a fresh episode started

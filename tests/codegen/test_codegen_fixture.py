@@ -44,3 +44,14 @@ def test_bad_fixture_files_fail_clearly(tmp_path) -> None:
         load_fixture(path)
     with pytest.raises(FixtureError, match="cannot read"):
         load_fixture(tmp_path / "missing.json")
+
+
+@pytest.mark.slow
+def test_recording_reproduces_the_shipped_fixture(tmp_path) -> None:
+    from maestromotif.codegen.fixtures import record_fixture
+
+    out = tmp_path / "states.json"
+    record_fixture(path=out, progress=False)
+    # A difference means the env, controller or reference policies changed since the fixture was
+    # recorded: regenerate it with `python -m maestromotif.codegen.fixtures` and commit the file.
+    assert out.read_bytes() == FIXTURE_PATH.read_bytes(), "stale fixture: run python -m maestromotif.codegen.fixtures"

@@ -58,6 +58,7 @@ def test_committed_artifact_plays_a_full_nle_episode() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # minutes per LLM answer on a busy 2-core CPU
 def test_compose_live_through_the_service(tmp_path: Path) -> None:
     """ComposeTask over gRPC with the embedded model: LLM, extraction, isolated validation, store, metrics."""
     from maestromotif.kit.testing import running
@@ -86,3 +87,16 @@ def test_compose_live_through_the_service(tmp_path: Path) -> None:
         if art.validation.valid:
             policy = ArtifactStore(tmp_path / "artifacts").load_policy(art.sha256)
             assert play_episode(policy, "gnomish", seed=1).policy_failures == 0
+
+
+def test_stairs_stand_in_makes_the_policy_matter() -> None:
+    """With scripted stairs the policy's choices move the hero; with random actions alone they cannot."""
+    from maestromotif.skills.reference import load_reference
+
+    stairs = play_episode(load_reference("gnomish"), "gnomish", seed=1, max_steps=400, skills="stairs")
+    assert stairs.max_depth >= 2 and stairs.policy_failures == 0
+    first = play_episode(load_reference("gnomish"), "gnomish", seed=1, skills="random")
+    second = play_episode(load_reference("delphi"), "delphi", seed=1, skills="random")
+    assert first.steps == second.steps  # same game whatever the policy (why the stairs stand-in exists)
+    with pytest.raises(ValueError, match="skills"):
+        play_episode(load_reference("gnomish"), "gnomish", seed=1, skills="trained")

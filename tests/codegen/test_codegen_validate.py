@@ -131,3 +131,38 @@ def test_contract_texts() -> None:
     assert "choose_skill(state, memory)" in policy and "make_state" in policy
     skills = contract_for(ArtifactKind.SKILL_FUNCTIONS, with_tests=False)
     assert "skill_precondition(crop, num_items)" in skills and "make_state" not in skills
+
+
+def test_harness_replay_catches_state_kept_outside_memory() -> None:
+    # The subset leaves no way to keep state between episodes except memory; the harness still
+    # checks by replaying an episode. Here a trusted predefined counter stands in for such a leak.
+    import itertools
+
+    from maestromotif.codegen.validate import _episodes_payload
+    from maestromotif.codegen.worker import StageFailure, _harness_policy, _Timer
+    from maestromotif.skills.sandbox import SandboxedPolicy
+
+    counter = itertools.count()
+    source = VALID_POLICY.replace("if state.depth < 3:", "if next_call() < 3:")
+    policy = SandboxedPolicy(source, predefined={"next_call": lambda: next(counter)})
+    episodes = _episodes_payload(ArtifactKind.TASK_POLICY, 100)
+    with pytest.raises(StageFailure, match="keeps state between episodes"):
+        _harness_policy(policy, episodes, _Timer())
+    assert "replaying an episode gives the same answers" in _harness_policy(
+        SandboxedPolicy(VALID_POLICY), episodes, _Timer())
+
+
+def test_concurrent_validations_are_independent() -> None:
+    # The service validates from several threads at once: each gets its own child and verdict.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hostile_corpus import CASES
+
+    loop = next(c for c in CASES if c.id == "infinite-loop")
+    jobs = [(VALID_POLICY, "task_policy"), (loop.source, loop.kind), (reference_skill_functions_source(),
+                                                                      "skill_functions")]
+    with ThreadPoolExecutor(3) as pool:
+        reports = list(pool.map(lambda job: validate_code(*job), jobs))
+    assert reports[0].valid and reports[2].valid
+    assert reports[1].failed_stage == "harness"
+    assert reports[2].agreement is not None and reports[0].agreement is None
