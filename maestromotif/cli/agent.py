@@ -90,6 +90,8 @@ def eval_command(
     On a 2-core CPU an episode takes about 1-10 s (most end by death within a few hundred steps;
     a 10,000-step episode takes about 1-2 min); see seconds_per_episode in the JSON.
     """
+    import time
+
     from rich.console import Console
     from tqdm import tqdm
 
@@ -119,6 +121,14 @@ def eval_command(
             tasks = list(TASK_NAMES) if task == "all" else [task]
             conds = [c.strip() for c in conditions.split(",") if c.strip()]
             total = len(tasks) * len(conds) * episodes
+            saved = [time.monotonic()]
+
+            def save_partial(live: Any) -> None:
+                # a long run that is interrupted keeps what it played (pool it with a rerun on other seeds)
+                if out is not None and time.monotonic() - saved[0] > 30:
+                    atomic_write_text(out.with_suffix(".partial.json"), json.dumps(live.to_dict(), indent=1))
+                    saved[0] = time.monotonic()
+
             with tqdm(total=total, unit="episode", mininterval=1.0, dynamic_ncols=True) as bar:
                 def tick(rec: Any) -> None:
                     bar.set_postfix_str(f"{rec.task}/{rec.condition} {rec.steps} steps {rec.reason}", refresh=False)
@@ -127,7 +137,7 @@ def eval_command(
                 result = evaluate_tasks(
                     checkpoint, tasks=tasks, episodes=episodes, policies=policies, conditions=conds, seed=seed,
                     max_steps=max_steps, batch=batch, workers=workers, untrained_seed=untrained_seed,
-                    artifacts=artifacts, progress=tick,
+                    artifacts=artifacts, progress=tick, partial=save_partial,
                 )
     except TaskEvaluationError as exc:
         console.print(f"[red]error: {exc}[/]")
@@ -138,6 +148,7 @@ def eval_command(
     console.print(f"{len(result.episodes)} episodes in {result.wall_seconds:.0f} s on {result.host}")
     if out is not None:
         atomic_write_text(out, json.dumps(result.to_dict(), indent=1))
+        out.with_suffix(".partial.json").unlink(missing_ok=True)
         console.print(f"wrote {out}")
     if chart is None and out is not None:
         chart = out.with_suffix(".png")

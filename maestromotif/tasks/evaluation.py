@@ -95,7 +95,7 @@ class EpisodeRecord:
     precondition_seen: bool
     policy_failures: int
     skill_steps: list[int]
-    seconds: float  # wall time of the episode's share of its batch (for CPU-time estimates)
+    seconds: float  # its share of the wall time of the lockstep steps that played it (cost of one episode)
 
     def outcome(self) -> TaskOutcome:
         return TaskOutcome(
@@ -251,7 +251,6 @@ class TaskGame:
         self.tracker = TaskTracker(spec)
         self.controller: Any = None
         self.seed = -1
-        self.started_at = 0.0
 
     def start(self, seed: int) -> dict[str, np.ndarray]:
         from maestromotif.skills.controller import SkillController
@@ -263,7 +262,6 @@ class TaskGame:
         self.controller = SkillController(self.policy, seed=self.seed)
         skill = self.controller.reset(view)
         self.tracker.reset(view)
-        self.started_at = time.perf_counter()
         return self.env.compact(skill, 0.0)
 
     def step(self, action: int) -> GameStep:
@@ -340,28 +338,41 @@ def play_episodes(
     try:
         rows: list[dict[str, np.ndarray]] = [games[i].start(queue.pop()) for i in range(n)]
         live = [True] * n
+        # each lockstep iteration's wall time is shared among the games it stepped: the sum over
+        # episodes is the run's time, so seconds per episode estimates the cost of one episode
+        spent = [0.0] * n
         dones = np.ones(batch, bool)  # every row starts an episode: fresh recurrent states
         while any(live):
             if should_stop is not None and should_stop():
                 break
+            t0 = time.perf_counter()
             obs = _stack(rows + [rows[0]] * (batch - n))  # pad to the action source's batch
             acts = actions(obs, dones)
             dones = np.zeros(batch, bool)
+            finished: list[tuple[int, GameStep]] = []
             for i, game in enumerate(games):
                 if not live[i]:
                     continue
                 out = game.step(int(acts[i]))
                 rows[i] = out.obs
                 if out.done:
-                    rec = game.record(condition, out.reason or "", time.perf_counter() - game.started_at)
-                    records.append(rec)
-                    if on_episode is not None:
-                        on_episode(rec)
-                    dones[i] = True
-                    if queue:
-                        rows[i] = game.start(queue.pop())
-                    else:
-                        live[i] = False
+                    finished.append((i, out))
+            share = (time.perf_counter() - t0) / max(1, sum(live))
+            for i in range(n):
+                if live[i]:
+                    spent[i] += share
+            for i, out in finished:
+                game = games[i]
+                rec = game.record(condition, out.reason or "", spent[i])
+                spent[i] = 0.0
+                records.append(rec)
+                if on_episode is not None:
+                    on_episode(rec)
+                dones[i] = True
+                if queue:
+                    rows[i] = game.start(queue.pop())
+                else:
+                    live[i] = False
     finally:
         for game in games:
             game.close()
@@ -636,10 +647,13 @@ def evaluate_tasks(
     device: str = "cpu",
     artifacts: str | os.PathLike[str] = DEFAULT_ARTIFACTS,
     progress: Callable[[EpisodeRecord], None] | None = None,
+    partial: Callable[[TaskEvaluation], None] | None = None,
 ) -> TaskEvaluation:
     """Evaluate ``tasks`` under ``conditions``, ``episodes`` each, in ``workers`` processes.
 
-    ``progress`` is called once per finished episode (in this process).
+    ``progress`` is called once per finished episode (in this process); ``partial`` with the
+    result so far after each episode (e.g. to save a run that may be cut short: units are
+    ordered so that any prefix covers every task and condition).
     """
     unknown = [t for t in tasks if t not in TASK_NAMES]
     if unknown or not tasks:
@@ -667,6 +681,9 @@ def evaluate_tasks(
     t0 = time.perf_counter()
     for rec in _run_units(settings, units, workers, progress):
         result.episodes.append(rec)
+        result.wall_seconds = time.perf_counter() - t0
+        if partial is not None:
+            partial(result)
     result.wall_seconds = time.perf_counter() - t0
     return result
 
@@ -749,8 +766,9 @@ def plot_evaluation(result: TaskEvaluation, out: str | os.PathLike[str]) -> Path
                      for t in summary for c in CONDITIONS} - {0})
     fig.suptitle(f"{result.checkpoint_name} (v{result.policy_version}), {result.policies} policies, "
                  f"episodes per task and condition: {', '.join(map(str, counts))}")
-    next(ax for ax in axes if ax.get_visible()).legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    handles, labels = next(ax for ax in axes if ax.get_visible()).get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

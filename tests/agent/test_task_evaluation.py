@@ -58,7 +58,8 @@ def test_cli_writes_json_and_chart_and_pools(checkpoint: Path, tmp_path: Path) -
     for seed in (0, 10):
         out = tmp_path / f"e{seed}.json"
         res = runner.invoke(app, ["eval", "--task", "buc", "--episodes", "1", "--checkpoint", str(checkpoint),
-                                  "--max-steps", "15", "--seed", str(seed), "--out", str(out)])
+                                  "--max-steps", "15", "--seed", str(seed), "--conditions", "trained,random",
+                                  "--batch", "1", "--out", str(out)])
         assert res.exit_code == 0, res.output
         assert "buc" in res.output and "1.60 ± 0.01" in res.output  # the paper's number beside ours
         assert out.with_suffix(".png").stat().st_size > 1000
@@ -83,3 +84,34 @@ def test_parallel_workers_give_the_same_episodes(checkpoint: Path) -> None:
     key = lambda r: (r.condition, r.seed)  # noqa: E731
     strip = lambda rs: [(r.condition, r.seed, r.steps, r.reason, r.skill_steps) for r in sorted(rs, key=key)]  # noqa: E731
     assert strip(one.episodes) == strip(two.episodes)
+
+
+def test_generated_policies_come_from_validated_artifacts_only(checkpoint: Path, tmp_path: Path) -> None:
+    from maestromotif.codegen import ArtifactKind
+    from maestromotif.codegen.artifacts import ArtifactRecord, ArtifactStore, Sampling
+    from maestromotif.codegen.validate import validate_code
+    from maestromotif.skills.reference import reference_source
+
+    store = ArtifactStore(tmp_path / "artifacts")
+
+    def put(code: str, task: str) -> tuple[str, bool]:
+        report = validate_code(code, ArtifactKind.TASK_POLICY)
+        record = ArtifactRecord(kind=ArtifactKind.TASK_POLICY, task=task, code=code, prompt="p", backend="openai",
+                                model_id="m", model_digest="d",
+                                sampling=Sampling(temperature=0.2, seed=1, max_tokens=100, repair_rounds=0),
+                                validation=report.to_dict(), detector_task=task)
+        return store.put(record), report.valid
+
+    good, ok = put(reference_source("gnomish"), "gnomish")
+    bad, bad_ok = put("SKILL_TURNS = 50\ndef start(memory):\n    pass\ndef choose_skill(state, memory):\n"
+                      "    return open('x')\n", "delphi")
+    assert ok and not bad_ok
+    result = evaluate_tasks(checkpoint, tasks=["gnomish"], episodes=1, max_steps=8, conditions=["random"],
+                            policies="generated", artifacts=tmp_path / "artifacts")
+    assert len(result.episodes) == 1 and result.policies == "generated"
+    assert evaluate_tasks(checkpoint, tasks=["gnomish"], episodes=1, max_steps=8, conditions=["random"],
+                          policies=good, artifacts=tmp_path / "artifacts").episodes[0].steps <= 8
+    with pytest.raises(TaskEvaluationError, match="did not pass validation"):
+        evaluate_tasks(checkpoint, tasks=["delphi"], episodes=1, policies=bad, artifacts=tmp_path / "artifacts")
+    with pytest.raises(TaskEvaluationError, match="no validated task policy for 'delphi'"):
+        evaluate_tasks(checkpoint, tasks=["delphi"], episodes=1, policies="generated", artifacts=tmp_path / "artifacts")
