@@ -31,10 +31,10 @@ from maestromotif.annotation.strategies import Annotator, ScoreCache
 from maestromotif.llm.embedded import EmbeddedBackend
 from maestromotif.skills.ids import Skill
 
-PAIRS = int(os.environ.get("BENCH_ANNOTATE_PAIRS", "6"))
+PAIRS = int(os.environ.get("BENCH_ANNOTATE_PAIRS", "4"))
 ROUNDS = int(os.environ.get("BENCH_ANNOTATE_ROUNDS", "2"))
-WARM = int(os.environ.get("BENCH_ANNOTATE_WARM", "40"))
-UNSEEN = int(os.environ.get("BENCH_ANNOTATE_UNSEEN", "8"))
+WARM = int(os.environ.get("BENCH_ANNOTATE_WARM", "16"))
+UNSEEN = int(os.environ.get("BENCH_ANNOTATE_UNSEEN", "4"))
 # The check set has no depth-prior opinion of its own; the benchmark measures the LLM's cost, so the
 # prior's weight does not matter for speed. It is set explicitly so that the result never depends on a default.
 DEPTH_PRIOR = 0.0

@@ -69,10 +69,11 @@ def test_real_model_file_verified(backend) -> None:
 
 
 def test_score_strategy_on_clear_cases(backend) -> None:
-    annotator = Annotator(backend, "score")
+    # The LLM's judgement alone: the hand-coded depth prior is off, explicitly (whatever the default).
+    annotator = Annotator(backend, "score", depth_prior=0.0)
     cases = {c.index: c for c in load_checkset()}
-    # clear-cut cases from the shipped check set, both orders
-    for index in (2, 3, 23, 29, 54, 55):
+    # clear-cut cases from the shipped check set, both orders, three skills; every one must be right
+    for index in (2, 3, 20, 21, 80, 81):
         case = cases[index]
         result = annotator.annotate(case.skill, case.first, case.second)
         assert result.label == case.expected, (index, result.raw_text)
@@ -88,11 +89,19 @@ def test_chat_and_compare_strategy(backend) -> None:
     reply = backend.chat([ChatMessage("user", "Reply with the single word: ready")],
                          GenerationParams(max_new_tokens=8, temperature=0.0))
     assert reply.text.strip() and reply.completion_tokens <= 8
+    # The compare strategy: the label must be the verdict the model's own reply states. Not asserted:
+    # that it is the right one. With the 0.5B model the compare verdict is position-biased (measured:
+    # "best_description: 1" on 7 of 7 clear-cut check-set pairs, right only when the better one came
+    # first), which is why the embedded backend labels with the score strategy by default.
+    from maestromotif.annotation.prompts import parse_verdict
+    from maestromotif.annotation.strategies import default_strategy
+
+    assert default_strategy("embedded") == "score"
     case = load_checkset()[13]
     params = GenerationParams(max_new_tokens=48, temperature=0.1, top_p=0.95, top_k=50)
     annotator = Annotator(backend, "compare", compare_params=params)
     result = annotator.annotate(case.skill, case.first, case.second, seed=1516)
-    assert result.label in (0, 1, 2, 3) and result.raw_text
+    assert result.label in (0, 1, 2) and result.label == parse_verdict(result.raw_text.split("[retry]")[-1])
 
 
 def test_prefix_states_restore_alternating_prompts(backend) -> None:
