@@ -28,6 +28,8 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from maestromotif.skills.ids import SKILL_NAMES
+
 console = Console(stderr=True)
 
 STATE_FILE = "pipeline_state.json"
@@ -267,7 +269,7 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
 
     results["annotate"] = runner.run("annotate", f"label the pairs for the five skills ({backend} LLM)",
                                      [prof.annotate.model_dump(), backend, url],
-                                     _exists(labels / "manifest.json"), annotate)
+                                     _exists(*(labels / skill / "manifest.json" for skill in SKILL_NAMES)), annotate)
     if done("annotate"):
         return 0
 
