@@ -29,9 +29,18 @@ def _pct(x: float | None) -> str:
 
 
 def _num(x: float | None, se: float | None = None, digits: int = 3) -> str:
-    if x is None:
+    if x is None or x != x:  # None or NaN (no data)
         return "-"
-    return f"{x:.{digits}f}" + ("" if se is None else f" ± {se:.{digits}f}")
+    return f"{x:.{digits}f}" + ("" if se is None or se != se else f" ± {se:.{digits}f}")
+
+
+def count_cell(c: dict[str, Any]) -> str:
+    """A count metric: legacy / strict per episode, and conditional on the precondition having fired."""
+    out = f"{_num(c['legacy']['mean'], c['legacy']['stderr'], 2)} / {_num(c['strict']['mean'], c['strict']['stderr'], 2)}"
+    cond = c.get("legacy_conditional")
+    if cond is not None:
+        out += f"; given the precondition: {_num(cond['mean'], cond['stderr'], 2)} (n={cond['n']})"
+    return out + f" (n={c['episodes']})"
 
 
 def _learning_curves(history: Path, out: Path) -> Path | None:
@@ -156,7 +165,7 @@ def write_report(workdir: Path, profile: Any, stages: dict[str, Any]) -> Path:
     te = _stage_result(stages, "task_eval")
     md += ["## The nine tasks (zero-shot)", ""]
     for policies, title in (("generated", "policies the LLM composed from the task prompts"),
-                            ("reference", "hand-written reference policies, trained network only")):
+                            ("reference", "hand-written reference policies (for comparison)")):
         part = te.get(policies) if te else None
         data = _read_json(Path(part["file"])) if part else None
         if not data:
@@ -177,8 +186,7 @@ def write_report(workdir: Path, profile: Any, stages: dict[str, Any]) -> Path:
                     cells.append(f"{lg['rate']:.0%} [{lg['ci_low']:.0%}, {lg['ci_high']:.0%}] / {st['rate']:.0%} "
                                  f"(n={c['episodes']})")
                 else:
-                    stats = [v for v in c.values() if isinstance(v, dict) and "mean" in v]
-                    cells.append(" / ".join(_num(v["mean"], v["stderr"], 2) for v in stats) + f" (n={c['episodes']})")
+                    cells.append(count_cell(c))
             md.append(f"| {task} | {entry['metric']} | {' | '.join(cells)} | {entry['paper']} |")
         png = Path(part["png"])
         if png.exists():

@@ -466,7 +466,7 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
         valid = [t for t, s in results["compose"].items() if s["valid"]]
         out: dict[str, Any] = {"generated_tasks": valid}
         plans = [("generated", valid, ("trained", "random", "untrained")),
-                 ("reference", list(results["compose"]), ("trained",))]
+                 ("reference", list(results["compose"]), ("trained", "random", "untrained"))]
         for policies, tasks, conditions in plans:
             if not tasks:
                 console.print(f"[yellow]no task has a validated {policies} policy: nothing to evaluate[/]")
@@ -521,10 +521,11 @@ def _summary(workdir: Path, results: dict[str, Any], runner: Runner) -> None:
     valid = sum(1 for s in compose.values() if s.get("valid"))
     console.print(f"code: {valid}/{len(compose)} task policies validated; training policy "
                   f"{results['train']['training_policy']}")
-    gen = results.get("task_eval", {}).get("generated")
-    if gen:
-        data = json.loads(Path(gen["file"]).read_text())["summary"]
-        table = Table(title="tasks (generated policies): trained | random actions | untrained network | paper")
+    evals = results.get("task_eval", {})
+    policies = "generated" if evals.get("generated") else "reference"
+    if evals.get(policies):
+        data = json.loads(Path(evals[policies]["file"]).read_text())["summary"]
+        table = Table(title=f"tasks ({policies} policies): trained | random actions | untrained network | paper")
         for col in ("task", "metric", "trained", "random", "untrained", "paper"):
             table.add_column(col)
         for task, entry in data.items():
@@ -541,8 +542,9 @@ def _metric_cell(entry: dict[str, Any], condition: str) -> str:
     if entry["metric"] == "success":
         s = c["legacy"]
         return f"{s['rate']:.0%} [{s['ci_low']:.0%}, {s['ci_high']:.0%}] (n={c['episodes']})"
-    key = next((k for k in c if isinstance(c[k], dict) and "mean" in c[k]), None)
-    return "-" if key is None else f"{c[key]['mean']:.2f} ± {c[key]['stderr'] or 0:.2f} (n={c['episodes']})"
+    from maestromotif.report import count_cell
+
+    return count_cell(c)
 
 
 def register(app: typer.Typer) -> None:
