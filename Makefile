@@ -20,7 +20,7 @@ $(STAMP): requirements.lock pyproject.toml
 install: $(STAMP)  ## create .venv and install the pinned dependencies
 
 run: install  ## run the main job on embedded defaults: the whole method, end to end
-	$(VENV)/bin/maestromotif pipeline
+	$(VENV)/bin/maestromotif pipeline --profile tiny
 
 test: install  ## install and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -48,15 +48,26 @@ def _free_base_port(span: int = 3) -> int:
     raise RuntimeError("no free port range")
 
 
-def _run(workdir: Path, train_steps: int) -> tuple[dict, str]:
-    """(the pipeline's JSON summary, its stderr with whitespace runs collapsed)."""
-    argv = [sys.executable, "-c", CLI, "pipeline", "--workdir", str(workdir), "--collect-steps", "3000",
-            "--collect-envs", "4", "--reward-epochs", "2", "--train-steps", str(train_steps), "--preset", "small",
-            "--base-port", str(_free_base_port()), "--base-metrics-port", str(_free_base_port())]
+# Toy scale of every stage (the tiny profile with overrides; each is named in the report).
+TOY = ["collect.steps=3000", "collect.envs=4", "annotate.check_set=false", "rewards.epochs=2",
+       "codegen.max_tokens=320", "codegen.max_repair_rounds=0", "train.samples=4096", "train.envs=8",
+       "skill_eval.steps=2000", "task_eval.episodes=1", "task_eval.max_steps=120"]
+
+
+def _run(workdir: Path, *extra: str) -> str:
+    """Run the pipeline; returns its stderr with whitespace runs collapsed."""
+    argv = [sys.executable, "-c", CLI, "pipeline", "--profile", "tiny", "--workdir", str(workdir),
+            "--base-port", str(_free_base_port()), "--base-metrics-port", str(_free_base_port()), *extra]
+    for item in TOY:
+        argv += ["--set", item]
     env = {**os.environ, "COLUMNS": "1000"}  # rich must not fold the long paths it prints
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env)
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=1500, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]), " ".join(done.stderr.split())
+    return " ".join(done.stderr.split())
+
+
+def _state(workdir: Path) -> dict:
+    return json.loads((workdir / "pipeline_state.json").read_text())
 
 
 def _labels(labels: Path) -> dict[str, list[dict]]:
@@ -71,26 +82,40 @@ def _checkpoint_steps(run_dir: Path) -> list[int]:
 @pytest.mark.slow
 def test_pipeline_end_to_end_and_resume(tmp_path: Path) -> None:
     work = tmp_path / "work"
-    summary, first_log = _run(work, train_steps=4096)
-    assert "exists: skipped" not in first_log
+    # an interrupted run: it stops after training (as if killed there)
+    _run(work, "--stop-after", "train")
+    first = _state(work)
+    assert first["runs"][-1]["ran"] == ["collect", "annotate", "rewards", "codegen", "train"]
+    assert first["runs"][-1]["skipped"] == []
 
     dataset = read_pair_dataset(work / "pairs")
     assert dataset.num_pairs > 10
     for skill in SKILL_NAMES:  # exactly one label per pair for every skill
         assert read_labels(work / "labels", skill).num_rows == dataset.num_pairs
     assert set(read_manifest(work / "reward_bundles")["skills"]) == set(SKILL_NAMES)
-    first = _checkpoint_steps(Path(summary["checkpoints"]))
-    assert first, "training wrote no checkpoint"
-
+    checkpoints = _checkpoint_steps(work / "runs" / "policy")
+    assert checkpoints, "training wrote no checkpoint"
+    codegen = first["stages"]["codegen"]["result"]
+    assert set(codegen) == {"skill_functions", "training_policy"}
+    for kind in codegen.values():  # every generation stored as an artifact, validated or not
+        assert (work / "artifacts" / f"{kind['sha256']}.json").exists()
     labels_before = _labels(work / "labels")
-    again, log = _run(work, train_steps=4096)  # stages 1 and 3 are skipped, 2 finds its ledger complete
-    assert again == summary
-    # the stages said they were skipped, and nothing was labelled again
-    assert f"{work / 'pairs'} exists: skipped" in log, log[-3000:]
-    assert f"{work / 'reward_bundles'} exists: skipped" in log, log[-3000:]
-    assert "collect:" not in log  # no collection progress bar: no game was played
-    labelled = [int(n) for n in re.findall(r"annotate: +\d+%[^/]*?(\d+)/\d+", log)]  # tqdm: "annotate: 0%| | 0/N"
-    assert labelled and set(labelled) == {0}, log[-3000:]
-    assert _labels(work / "labels") == labels_before  # same labels, none made again
-    second = _checkpoint_steps(Path(summary["checkpoints"]))
-    assert max(second) > max(first), (first, second)  # resumed and went on, not restarted
+
+    # run again: the finished stages are skipped, the rest runs to the report
+    log = _run(work)
+    second = _state(work)
+    run = second["runs"][-1]
+    assert run["skipped"] == ["collect", "annotate", "rewards", "codegen", "train"], run
+    assert run["ran"] == ["skill_eval", "compose", "task_eval", "report"], run
+    assert "collect:" not in log and "annotate:" not in log  # no game played, nothing labelled again
+    assert _labels(work / "labels") == labels_before
+    assert _checkpoint_steps(work / "runs" / "policy") == checkpoints  # not trained again
+    assert len(second["stages"]["compose"]["result"]) == 9
+    report = (work / "report" / "report.md").read_text()
+    for heading in ("## Reward models", "## Code written by the LLM", "## Skills: trained against random",
+                    "## The nine tasks", "overridden on the command line: train.samples=4096"):
+        assert heading in report, heading
+    assert "report:" in log and str(work / "report" / "report.md") in log
+    # the services' and libraries' log lines went to files, not to the console
+    assert (work / "logs" / "learner.log").stat().st_size > 0
+    assert '"level"' not in log and "WARNING" not in log

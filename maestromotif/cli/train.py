@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -24,8 +26,17 @@ def run_training(
     base_port: int = 50051,
     base_metrics_port: int = 9091,
     start_timeout: float = 180.0,
+    learning_rate: float | None = None,
+    actor_sets: Sequence[str] = (),
+    log_dir: Path | None = None,
+    history: Path | None = None,
 ) -> int:
     """Start reward, learner and actors as local processes, train ``steps`` samples, stop them all.
+
+    ``actor_sets`` are extra ``field=value`` settings of the actors (e.g. a generated training
+    policy); ``log_dir`` sends the services' logs to files there instead of the console;
+    ``history`` appends the learner's status (returns, runs, competence per skill) as one JSON
+    line every few seconds, for learning curves.
 
     Returns the exit code (0 done, 1 a service failed, 2 bad input, 130 interrupted). The
     learner resumes from the experiment's latest checkpoint and writes a last one when it
@@ -34,6 +45,9 @@ def run_training(
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import grpc
+    from google.protobuf.json_format import MessageToDict
 
     from maestromotif.kit.client import ClientOptions, make_channel
     from maestromotif.kit.local import LocalProcesses, ServiceStartError
@@ -66,14 +80,20 @@ def run_training(
             f"train_dir={train_dir}",
             f"experiment={experiment}",
             f"checkpoint_every_samples={checkpoint_every}",
+            *([f"learning_rate={learning_rate}"] if learning_rate is not None else []),
         ],
-        "actors": [f"learner_address=127.0.0.1:{ports['learner']}", f"processes={actors}", f"envs_per_process={envs}"],
+        "actors": [f"learner_address=127.0.0.1:{ports['learner']}", f"processes={actors}", f"envs_per_process={envs}",
+                   *actor_sets],
     }
     if reward_bundles is None:
         console.print("[yellow]--smoke-untrained-rewards: the reward service uses UNTRAINED models; "
                       "this run only checks the machinery[/]")
     # The learner writes a last checkpoint on SIGTERM: give it time (actors stop first, reward last).
-    services = LocalProcesses(grace_s=60.0)
+    services = LocalProcesses(grace_s=60.0, log_dir=log_dir)
+    if log_dir is not None:
+        console.print(f"service logs: {log_dir}/{{reward,learner,actors}}.log")
+    history_file = history.open("a") if history is not None else None
+    last_record = 0.0
     try:
         for name in ("reward", "learner", "actors"):
             console.print(f"starting [bold]{name}[/] on 127.0.0.1:{ports[name]}")
@@ -102,6 +122,11 @@ def run_training(
                     f" | v{s.policy_version} | {returns}"
                 )
                 progress.update(task, completed=min(done, steps), info=info)
+                if history_file is not None and (done >= steps or time.monotonic() - last_record >= 5.0):
+                    last_record = time.monotonic()
+                    row = MessageToDict(s, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+                    history_file.write(json.dumps({"time": time.time(), "experiment": experiment, **row}) + "\n")
+                    history_file.flush()
                 if done >= steps:
                     break
                 time.sleep(1.0)
@@ -113,9 +138,15 @@ def run_training(
     except ServiceStartError as exc:
         console.print(f"[red]error: {exc}[/]")
         return 1
+    except grpc.RpcError as exc:  # the learner answered its status call with an error, or vanished
+        where = f" (service logs: {log_dir})" if log_dir is not None else ""
+        console.print(f"[red]error: learner GetStatus: {exc.code().name}: {exc.details()}{where}[/]")  # type: ignore[attr-defined]
+        return 1
     finally:
         console.print("stopping services (the learner writes a last checkpoint)")
         services.stop()
+        if history_file is not None:
+            history_file.close()
 
 
 def train_command(

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from maestromotif.kit.client import ClientOptions, NotServingError, wait_for_serving
 from maestromotif.kit.server import SERVICES_PACKAGE
@@ -36,6 +37,7 @@ class ServiceProcess:
     port: int
     metrics_port: int
     proc: subprocess.Popen[bytes]
+    log_path: Path | None = None  # where its stdout and stderr go (None: this process's own)
 
     @property
     def address(self) -> str:
@@ -95,6 +97,9 @@ class LocalProcesses:
     grace_s: float = 15.0
     package: str = SERVICES_PACKAGE
     env: dict[str, str] | None = None
+    # When set, each service's stdout and stderr go to <log_dir>/<name>.log instead of this
+    # terminal, so that a console showing progress is not interleaved with JSON log lines.
+    log_dir: Path | None = None
     processes: list[ServiceProcess] = field(default_factory=list)
 
     def start(
@@ -112,10 +117,18 @@ class LocalProcesses:
         ``interrupted`` (checked about once a second) lets a caller abort a slow start, e.g. on Ctrl-C;
         the wait then raises KeyboardInterrupt. ``client`` sets how health is probed (TLS CA).
         """
-        proc = subprocess.Popen(
-            serve_argv(name, port, metrics_port, sets, self.package), start_new_session=True, env=self.env
-        )
-        sp = ServiceProcess(name, port, metrics_port, proc)
+        log_path: Path | None = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"{name}.log"
+            with open(log_path, "ab") as log:  # the child keeps its own descriptor
+                proc = subprocess.Popen(serve_argv(name, port, metrics_port, sets, self.package),
+                                        start_new_session=True, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            proc = subprocess.Popen(
+                serve_argv(name, port, metrics_port, sets, self.package), start_new_session=True, env=self.env
+            )
+        sp = ServiceProcess(name, port, metrics_port, proc, log_path)
         self.processes.append(sp)
         deadline = time.monotonic() + timeout_s
         while True:
@@ -131,7 +144,8 @@ class LocalProcesses:
                 return sp
             except NotServingError as exc:
                 if not sp.alive():
-                    raise ServiceStartError(f"{name} exited with code {proc.returncode} before SERVING") from exc
+                    where = f" (log: {log_path})" if log_path is not None else ""
+                    raise ServiceStartError(f"{name} exited with code {proc.returncode} before SERVING{where}") from exc
                 if time.monotonic() >= deadline:
                     raise ServiceStartError(f"{name}: not SERVING after {timeout_s:.0f} s") from exc
 

@@ -16,12 +16,14 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field, model_validator
 
-from maestromotif.kit.config import ServiceConfig, instance_name, instance_seed
+from maestromotif.codegen.artifacts import ArtifactPolicyLoader
+from maestromotif.kit.config import ConfigError, ServiceConfig, instance_name, instance_seed
 from maestromotif.kit.server import ServiceContext, ServiceSpec
 from maestromotif.skills.ids import skill_name
 from services.actors.worker import WorkerSettings, run_worker
@@ -38,6 +40,15 @@ class ActorsConfig(ServiceConfig):
     skill_policy: Literal["exploration", "none"] = Field(
         "exploration", description="policy over skills during training (exploration = reference, method.md 3.3)"
     )
+    policy_artifact: str = Field(
+        "", pattern=r"^([0-9a-f]{64})?$",
+        description="SHA-256 of a validated generated training policy in artifact_dir; replaces skill_policy",
+    )
+    skill_functions_artifact: str = Field(
+        "", pattern=r"^([0-9a-f]{64})?$",
+        description="SHA-256 of validated generated initiation/termination functions (with policy_artifact)",
+    )
+    artifact_dir: Path = Field(Path("data/artifacts"), description="artifact store of the generated code")
     seed: int | None = Field(
         None, ge=0, le=2**31 - 1,
         description="base seed; workers and envs derive theirs from it (default: a hash of POD_NAME or the "
@@ -53,7 +64,25 @@ class ActorsConfig(ServiceConfig):
     def _check_actors(self) -> "ActorsConfig":
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s: must be >= backoff_initial_s")
+        if self.skill_functions_artifact and not self.policy_artifact:
+            raise ValueError("skill_functions_artifact: needs policy_artifact (they run together)")
         return self
+
+    def training_policy(self) -> str | ArtifactPolicyLoader:
+        """The policy over skills the workers run: a reference name, or a loader of generated code.
+
+        A generated policy is loaded once here, so that a missing or unvalidated artifact stops
+        the service at start with the reason, not each worker later.
+        """
+        if not self.policy_artifact:
+            return self.skill_policy
+        loader = ArtifactPolicyLoader(str(self.artifact_dir), self.policy_artifact,
+                                      self.skill_functions_artifact or None)
+        try:
+            loader.check()
+        except Exception as exc:  # noqa: BLE001 - any failure to load generated code is a config error
+            raise ConfigError(f"policy_artifact: {exc}") from exc
+        return loader
 
 
 def base_seed(config: ActorsConfig, env: Mapping[str, str] | None = None) -> int:
@@ -124,7 +153,7 @@ class ActorPool:
         self._base = dict(
             learner_address=config.learner_address,
             num_envs=config.envs_per_process,
-            skill_policy=config.skill_policy,
+            skill_policy=config.training_policy(),
             actor_name=config.actor_name,
             deadline_s=config.peer_deadline_s,
             auth_token=token,

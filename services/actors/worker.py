@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -35,7 +36,8 @@ class WorkerSettings:
     learner_address: str
     num_envs: int
     seed: int
-    skill_policy: str  # "exploration" (reference training policy over skills) or "none"
+    # "exploration" (reference training policy over skills), "none", or a loader of generated code
+    skill_policy: str | Callable[[], Any]
     actor_name: str
     deadline_s: float
     auth_token: str | None
