@@ -16,7 +16,7 @@ runner = CliRunner()
 def _text(result) -> str:
     """Output with rich's error box and line wrapping removed."""
     return " ".join(result.output.replace("│", " ").replace("╭", " ").replace("╰", " ").replace("─", "").split())
-COMMITTED = Path(__file__).with_name("data") / "artifacts"
+MEASURED = Path(__file__).resolve().parents[2] / "experiments" / "results" / "codegen" / "artifacts"
 
 
 def test_validate_reference_policy_and_hostile_code(tmp_path: Path) -> None:
@@ -65,13 +65,13 @@ def test_bad_arguments_fail_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown skill name" in _text(result)
 
 
-def test_show_and_list_committed_artifacts() -> None:
-    result = runner.invoke(app, ["codegen", "list", "--store", str(COMMITTED), "--json"])
+def test_show_and_list_measured_artifacts() -> None:
+    result = runner.invoke(app, ["codegen", "list", "--store", str(MEASURED), "--json"])
     assert result.exit_code == 0
     rows = json.loads(result.output)
-    assert rows and all(r["valid"] for r in rows)
+    assert rows and all(r["error"] is None for r in rows)
     sha = rows[0]["sha256"]
-    result = runner.invoke(app, ["codegen", "show", sha, "--store", str(COMMITTED), "--transcript"])
-    assert result.exit_code == 0 and "def choose_skill" in result.output and "--- assistant ---" in result.output
-    result = runner.invoke(app, ["codegen", "show", "0" * 64, "--store", str(COMMITTED)])
-    assert result.exit_code == 1 and "no artifact" in result.output
+    result = runner.invoke(app, ["codegen", "show", sha, "--store", str(MEASURED), "--transcript"])
+    assert result.exit_code == 0 and "--- assistant ---" in result.output and "model_digest" in result.output
+    result = runner.invoke(app, ["codegen", "show", "0" * 64, "--store", str(MEASURED)])
+    assert result.exit_code == 1 and "no artifact" in _text(result)
