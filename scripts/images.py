@@ -50,12 +50,10 @@ import torch_source  # noqa: E402  (a sibling script, not a package)
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 WHEELS = ROOT / "docker" / "wheels"
 OUT = ROOT / "build" / "images"
+LOCAL_DEBIAN = "local/debian:bookworm"
 LOCAL_BASE = "local/python:3.11-slim-bookworm"
 PUBLIC_BASE = "python:3.11-slim-bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
-# Debian's Python, its venv module (ensurepip) and CA certificates: what python:3.11-slim
-# offers that the images rely on.
-BASE_PACKAGES = ("python3.11", "python3.11-venv", "ca-certificates")
 
 
 @dataclass(frozen=True)
@@ -201,35 +199,44 @@ def daemon(state: Path) -> Iterator[Docker]:
 
 # ---------------------------------------------------------------------------- build
 def make_local_base(docker: Docker, state: Path, mirror: str) -> None:
+    """LOCAL_BASE: a debootstrap import of Debian bookworm plus docker/base.Dockerfile (Python)."""
     if docker.has_image(LOCAL_BASE):
         say(f"base {LOCAL_BASE} present")
         return
-    rootfs = state / "rootfs"
-    if rootfs.exists():
-        shutil.rmtree(rootfs)
-    say(f"debootstrap --variant=minbase bookworm with {', '.join(BASE_PACKAGES)} (a few minutes)")
     t0 = time.monotonic()
-    done = run(["debootstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                "bookworm", str(rootfs), mirror], check=False)
+    if not docker.has_image(LOCAL_DEBIAN):
+        rootfs = state / "rootfs"
+        if rootfs.exists():
+            shutil.rmtree(rootfs)
+        say("debootstrap --variant=minbase bookworm (a few minutes)")
+        done = run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), mirror], check=False)
+        if done.returncode != 0:
+            raise ImagesError(f"debootstrap failed ({done.returncode}): {(done.stdout + done.stderr).strip()[-2000:]}; "
+                              f"see {rootfs}/debootstrap/debootstrap.log")
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for path in (rootfs / junk).glob("*"):
+                if path.is_file():
+                    path.unlink()
+        say(f"docker import -> {LOCAL_DEBIAN}")
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        imp = subprocess.run([docker.cli, "import", "--change", "ENV LANG=C.UTF-8", "-", LOCAL_DEBIAN],
+                             stdin=tar.stdout, env=docker.env, capture_output=True, text=True)
+        tar.wait()
+        if tar.returncode != 0 or imp.returncode != 0:
+            raise ImagesError(f"docker import failed: {imp.stderr.strip()}")
+        shutil.rmtree(rootfs)
+    say(f"building {LOCAL_BASE} from docker/base.Dockerfile (Debian's python3.11)")
+    log_path = OUT / "logs" / "base.log"
+    empty = OUT / "empty-context"  # the base build needs no files
+    empty.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        done = subprocess.run([docker.cli, "build", "--network", "host", "--progress", "plain",
+                               "-f", str(ROOT / "docker" / "base.Dockerfile"), "--build-arg", f"DEBIAN={LOCAL_DEBIAN}",
+                               "-t", LOCAL_BASE, str(empty)],
+                              env=docker.env, stdout=log, stderr=subprocess.STDOUT)
     if done.returncode != 0:
-        raise ImagesError(f"debootstrap failed ({done.returncode}): {(done.stdout + done.stderr).strip()[-2000:]}")
-    # Same interpreter paths as python:3.11-slim (/usr/local/bin/python3).
-    for name in ("python3", "python"):
-        link = rootfs / "usr/local/bin" / name
-        link.unlink(missing_ok=True)
-        link.symlink_to("/usr/bin/python3.11")
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-        for path in (rootfs / junk).glob("*"):
-            if path.is_file():
-                path.unlink()
-    say(f"docker import -> {LOCAL_BASE}")
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
-    imp = subprocess.run([docker.cli, "import", "--change", "ENV LANG=C.UTF-8", "--change", 'CMD ["python3"]',
-                          "-", LOCAL_BASE], stdin=tar.stdout, env=docker.env, capture_output=True, text=True)
-    tar.wait()
-    if tar.returncode != 0 or imp.returncode != 0:
-        raise ImagesError(f"docker import failed: {imp.stderr.strip()}")
-    shutil.rmtree(rootfs)
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-25:])
+        raise ImagesError(f"building {LOCAL_BASE} failed; last lines of {log_path}:\n{tail}")
     say(f"base ready in {time.monotonic() - t0:.0f} s")
 
 
@@ -363,6 +370,14 @@ def check_container(docker: Docker, service: str, image: str, timeout_s: float) 
            "--tmpfs", "/tmp:rw,size=512m", "--tmpfs", f"/data:rw,size=512m,uid={UID},gid={UID}",
            "-e", f"{prefix}HOST=127.0.0.1", "-e", f"{prefix}PORT={port}",
            "-e", f"{prefix}METRICS_HOST=127.0.0.1", "-e", f"{prefix}METRICS_PORT={mport}"]
+    # Peers point at a free port nobody serves: other services on this host (other people's
+    # tests) must never receive this container's calls; each service retries its peers
+    # in the background and is healthy without them.
+    from maestromotif.kit.server import load_spec
+
+    for field in load_spec(service).config_cls.model_fields:
+        if field.endswith("_address"):
+            cmd += ["-e", f"{prefix}{field.upper()}=127.0.0.1:{free_port()}"]
     if service == "agent":
         cmd += ["--entrypoint", "maestromotif", image, "serve", "agent"]
     else:
