@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -304,11 +305,23 @@ def build(args: argparse.Namespace) -> int:
                 raise ImagesError(f"building {image} failed ({done.returncode}) after {seconds:.0f} s; "
                                   f"last lines of {log_path}:\n" + "\n".join(tail))
             size = int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout.strip())
-            say(f"[{i}/{len(targets)}] {image}: {size / 1e6:,.0f} MB in {seconds:.0f} s")
-            report["targets"][target.name] = {"image": image, "seconds": round(seconds, 1), "size_bytes": size}  # type: ignore[index]
+            steps, cached = build_steps(log_path.read_text(errors="replace"))
+            say(f"[{i}/{len(targets)}] {image}: {size / 1e6:,.0f} MB in {seconds:.0f} s "
+                f"({cached} of {steps} steps from the build cache)")
+            report["targets"][target.name] = {  # type: ignore[index]
+                "image": image, "seconds": round(seconds, 1), "size_bytes": size,
+                "steps": steps, "steps_cached": cached,
+            }
     report["load_after"] = os.getloadavg()
     merge_report("build", report)
     return 0
+
+
+def build_steps(log: str) -> tuple[int, int]:
+    """(steps, steps answered from the cache) in a BuildKit plain-progress log."""
+    steps = set(re.findall(r"^#(\d+) \[(?!internal\])[^\]]*\] (?!FROM )", log, re.M))
+    cached = set(re.findall(r"^#(\d+) CACHED", log, re.M))
+    return len(steps), len(cached & steps)
 
 
 def machine() -> dict[str, object]:
@@ -318,9 +331,18 @@ def machine() -> dict[str, object]:
 def merge_report(key: str, data: dict[str, object]) -> None:
     path = OUT / "report.json"
     current = json.loads(path.read_text()) if path.exists() else {}
-    if key == "build" and "build" in current:  # keep numbers of targets not rebuilt now
+    if key == "build" and "build" in current:
+        # Keep numbers of targets not rebuilt now, and a target's first (uncached) build
+        # time when this run took it all from the cache.
         old = current["build"].get("targets", {})
-        data["targets"] = {**old, **data["targets"]}  # type: ignore[dict-item]
+        merged = dict(old)
+        for name, rec in data["targets"].items():  # type: ignore[attr-defined]
+            prev = old.get(name)
+            if prev and rec["steps"] and rec["steps_cached"] == rec["steps"] and prev.get("steps_cached", 0) < prev.get("steps", 1):
+                merged[name] = {**prev, "cached_rebuild_seconds": rec["seconds"]}
+            else:
+                merged[name] = rec
+        data["targets"] = merged
     current[key] = data
     path.write_text(json.dumps(current, indent=2) + "\n")
     say(f"report: {path.relative_to(ROOT)}")
