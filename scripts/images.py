@@ -371,6 +371,53 @@ SERVICE_ARGS: dict[str, list[str]] = {
 }
 AGENT_IMAGE = "actors"  # the agent runs from the actors image
 
+# Beyond health: one short real workload per image, run read-only as uid 10001, that must
+# print "SMOKE OK". The CPU/CUDA checks also prove which torch build the image carries.
+_TORCH = """
+import torch
+x = torch.randn(64, 64)
+assert torch.isfinite(x @ x).all()
+cuda = torch.version.cuda is not None
+assert cuda == {cuda}, f"torch {{torch.__version__}} CUDA build: {{cuda}}"
+print("SMOKE OK torch", torch.__version__, "cuda build" if cuda else "cpu build", "gpu present:", torch.cuda.is_available())
+"""
+_NLE = """
+import numpy as np
+from maestromotif.env.nethack_env import NetHackMonk
+env = NetHackMonk(seed=1)
+env.reset()
+rng = np.random.default_rng(0)
+for _ in range(300):
+    out = env.step(int(rng.integers(env.action_space.n)))
+    if out[2] or out[3]:
+        env.reset()
+print("SMOKE OK NetHack: 300 steps")
+"""
+_LLM = """
+from llama_cpp import Llama
+from maestromotif.llm.models import ensure_model_file
+path = ensure_model_file("0.5b")  # baked into the image; SHA-256 checked again here
+llm = Llama(str(path), n_ctx=256, n_threads=1, verbose=False)
+text = llm.create_completion("def add(a, b):", max_tokens=8, temperature=0.0)["choices"][0]["text"]
+assert text.strip(), "empty completion"
+print("SMOKE OK llama.cpp", repr(text))
+"""
+SMOKE: dict[str, str] = {
+    "learner": _TORCH.format(cuda=False), "reward": _TORCH.format(cuda=False),
+    "learner-cuda": _TORCH.format(cuda=True), "reward-cuda": _TORCH.format(cuda=True),
+    "actors": _NLE, "annotator": _LLM, "codegen": _LLM,
+}
+
+
+def smoke(docker: Docker, target: Target, image: str) -> str:
+    done = docker("run", "--rm", "--network", "host", "--read-only", "--user", f"{UID}:{UID}",
+                  "--tmpfs", "/tmp:rw,size=512m", "--entrypoint", "python", image, "-c", SMOKE[target.name],
+                  check=False, timeout=600)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("SMOKE OK")]
+    if done.returncode != 0 or not lines:
+        raise ImagesError(f"{image}: smoke check failed ({done.returncode}):\n{(done.stderr or done.stdout)[-1500:]}")
+    return lines[-1][len("SMOKE OK "):]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -454,9 +501,11 @@ def test(args: argparse.Namespace) -> int:
     targets = select_targets(args.targets, args.no_cuda)
     services = available_services()
     plan: list[tuple[str, str]] = []  # (service, image)
+    smokes: list[tuple[Target, str]] = []
     for t in targets:
+        smokes.append((t, t.image(tag)))
         if t.service not in services:
-            say(f"skip {t.image(tag)}: this tree has no services/{t.service}/server.py")
+            say(f"skip serving {t.image(tag)}: this tree has no services/{t.service}/server.py")
             continue
         plan.append((t.service, t.image(tag)))
         if t.name == AGENT_IMAGE and "agent" in services:
@@ -464,7 +513,7 @@ def test(args: argparse.Namespace) -> int:
     results: dict[str, object] = {}
     failures: list[str] = []
     with daemon(args.state) as docker:
-        missing = [img for _, img in plan if not docker.has_image(img)]
+        missing = [img for _, img in smokes if not docker.has_image(img)]
         if missing:
             raise ImagesError(f"not built: {', '.join(sorted(set(missing)))} (run `make images` first)")
         for i, (service, image) in enumerate(plan, 1):
@@ -480,11 +529,22 @@ def test(args: argparse.Namespace) -> int:
             say(f"[{i}/{len(plan)}] {service}: SERVING after {res['seconds_to_serving']} s, "
                 f"/metrics {res['metric_families']} families ({res['project_metric_families']} maestromotif_*), "
                 f"uid {res['uid']}, stopped cleanly in {res['stop_seconds']} s")
+        for i, (target, image) in enumerate(smokes, 1):
+            say(f"[smoke {i}/{len(smokes)}] {image}: {SMOKE[target.name].strip().splitlines()[0]} ...")
+            try:
+                t0 = time.monotonic()
+                out = smoke(docker, target, image)
+            except (ImagesError, subprocess.TimeoutExpired) as exc:
+                failures.append(str(exc))
+                say(f"[smoke {i}/{len(smokes)}] FAILED: {exc}")
+                continue
+            results[f"smoke@{image}"] = {"output": out, "seconds": round(time.monotonic() - t0, 1)}
+            say(f"[smoke {i}/{len(smokes)}] {out}")
     merge_report("test", {"load_after": os.getloadavg(), "machine": machine(), "results": results, "failures": failures})
     if failures:
-        say(f"{len(failures)} of {len(plan)} failed")
+        say(f"{len(failures)} of {len(plan) + len(smokes)} checks failed")
         return 1
-    say(f"all {len(plan)} containers healthy")
+    say(f"all {len(plan)} containers healthy, {len(smokes)} smoke checks passed")
     return 0
 
 
