@@ -6,14 +6,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install protos lock clean help dashboard
+.PHONY: run test bench install protos lock clean help dashboard images images-test lock-cuda
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
+# torch==X+cpu is not on PyPI: scripts/torch_source.py prints nothing when pip finds the
+# wheel offline (its configured find-links), else PyTorch's CPU index as an extra index.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes -r requirements.lock
+	$(PY) -m pip install --quiet --require-hashes $$($(PY) scripts/torch_source.py) -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -49,3 +51,13 @@ dashboard: install  ## regenerate the Grafana dashboard JSON of the Helm chart f
 
 clean:  ## remove the virtual environment
 	rm -rf $(VENV)
+
+# Images (needs root, or DOCKER_HOST naming a daemon); see README "Images".
+images:  ## build every service image (local Debian base; starts its own dockerd)
+	nice -n 10 $(PYTHON) scripts/images.py build $(IMAGES_ARGS)
+
+images-test: install  ## start each image read-only as uid 10001; check gRPC health and /metrics
+	$(PY) scripts/images.py test $(IMAGES_ARGS)
+
+lock-cuda:  ## re-resolve docker/requirements-cuda.lock (CUDA torch for the GPU images; needs PyPI)
+	$(PYTHON) scripts/images.py lock-cuda

@@ -112,7 +112,10 @@ def _is_verified(path: Path, spec: ModelSpec, rehash: bool) -> bool:
             return True
     if sha256_file(path) != spec.sha256:
         return False
-    _marker(path).write_text(json.dumps({"sha256": spec.sha256, "stat": _stat_key(path)}))
+    try:
+        _marker(path).write_text(json.dumps({"sha256": spec.sha256, "stat": _stat_key(path)}))
+    except OSError:
+        pass  # read-only model folder (the images bake the model in): verified now, hashed again next start
     return True
 
 
