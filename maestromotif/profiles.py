@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from maestromotif.tasks.specs import TASK_NAMES
 
 
 class _Stage(BaseModel):
@@ -42,6 +44,15 @@ class CodegenStage(_Stage):
     max_tokens: int = Field(ge=64, le=8192)
     temperature: float = Field(0.2, ge=0.0, le=2.0)
     seed: int = Field(0, ge=0)
+    tasks: tuple[str, ...] = Field(TASK_NAMES, min_length=1, description="tasks composed from their prompts")
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in value if t not in TASK_NAMES]
+        if unknown:
+            raise ValueError(f"unknown tasks {', '.join(unknown)}; choose from {', '.join(TASK_NAMES)}")
+        return value
 
 
 class TrainStage(_Stage):

@@ -435,12 +435,13 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
 
     # 8. compose the nine tasks ------------------------------------------------------------------
     def compose() -> dict[str, Any]:
-        from maestromotif.tasks.specs import TASK_NAMES, TASKS
+        from maestromotif.tasks.specs import TASKS
 
         gen = generator()
         out: dict[str, Any] = {}
-        for i, task in enumerate(TASK_NAMES, 1):
-            with spin(f"[{i}/{len(TASK_NAMES)}] the LLM composes {task} from its prompt"):
+        tasks = prof.codegen.tasks
+        for i, task in enumerate(tasks, 1):
+            with spin(f"[{i}/{len(tasks)}] the LLM composes {task} from its prompt"):
                 r = gen.compose_task(TASKS[task].prompt, task_name=task, detector_task=task, sampling=sampling())
             s = r.summary()
             out[task] = s
@@ -450,8 +451,9 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
             console.print(f"{task:<16} {verdict}, {s['attempts']} LLM calls, {s['seconds']:.0f} s")
         return out
 
-    results["compose"] = runner.run("compose", "the LLM composes the nine tasks from their prompts (zero-shot)",
-                                    [prof.codegen.model_dump(), backend, url, seed], lambda r: len(r) == 9, compose)
+    results["compose"] = runner.run("compose", f"the LLM composes {len(prof.codegen.tasks)} tasks from their prompts (zero-shot)",
+                                    [prof.codegen.model_dump(), backend, url, seed],
+                                    lambda r: list(r) == list(prof.codegen.tasks), compose)
     if done("compose"):
         return 0
 
