@@ -7,7 +7,7 @@ a forward pass) and ``max_concurrent_rpcs`` set. For each N in BENCH_LOAD_CLIENT
 threads (one channel each) send Score batches of BENCH_LOAD_BATCH transitions back to back for
 BENCH_LOAD_SECONDS; refused calls are counted and retried after 10 ms (so the refused fraction
 counts retries: it says how often a caller is turned away, not how many callers are).
-Printed and written to ``benchmarks/results/load.json``: per N, answered transitions/s, p50/p99
+Printed and written to ``benchmarks/results/load.json`` (the shared result format of ``benchmarks/report.py``): per N, answered transitions/s, p50/p99
 latency of answered calls, and the refused fraction; plus the first N with refusals.
 The baseline is N=1 in the same run (throughput ratios are against it).
 Environment: BENCH_LOAD_CLIENTS (default 1,2,4,8,16), BENCH_LOAD_SECONDS (5), BENCH_LOAD_BATCH
@@ -16,36 +16,22 @@ Environment: BENCH_LOAD_CLIENTS (default 1,2,4,8,16), BENCH_LOAD_SECONDS (5), BE
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
 
+from benchmarks.report import Run
 from maestromotif.kit.client import wait_for_serving
 from maestromotif.v1 import reward_pb2, reward_pb2_grpc
 
 RETRY_S = 0.01
-RESULTS = Path(__file__).resolve().parent / "results" / "load.json"
-
-
-def _machine() -> dict[str, Any]:
-    try:  # the shared helper (benchmarks/report.py, branch h-bench) when it is there
-        from benchmarks.report import machine_info  # type: ignore[import-not-found]
-
-        return machine_info()
-    except ImportError:
-        load = os.getloadavg()
-        return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                "loadavg_1m": round(load[0], 2), "note": "minimal machine info (benchmarks/report.py absent)"}
 
 
 def _free_port() -> int:
@@ -143,7 +129,7 @@ def main() -> None:
         "MAESTROMOTIF_REWARD_LOG_LEVEL": "WARNING",
     })
     address = f"127.0.0.1:{port}"
-    machine_start = _machine()
+    run = Run("load")
     server = subprocess.Popen([sys.executable, "-m", "maestromotif.kit", "reward"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -166,19 +152,14 @@ def main() -> None:
         row["throughput_vs_n1"] = round(row["transitions_per_s"] / base, 3)
     first_refusing = next((r["clients"] for r in rows if r["refused_calls"]), None)
     print(f"first N answered with RESOURCE_EXHAUSTED: {first_refusing} (max_concurrent_rpcs={max_rpcs})")
-    result = {
-        "name": "load",
-        "what": "reward Score under N concurrent loopback clients; server a separate process, cache off",
-        "settings": {"clients": levels, "seconds_per_level": seconds, "batch": batch,
-                     "max_concurrent_rpcs": max_rpcs, "server_torch_threads": threads, "models": "init_random"},
-        "levels": rows,
-        "first_n_refusing": first_refusing,
-        "machine": machine_start,
-        "machine_end": _machine(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    run.write(
+        # throughput at N clients relative to one client: flat or rising means no one is slowed down
+        ratios={f"throughput_N{r['clients']}_vs_N1": r["throughput_vs_n1"] for r in rows[1:]},
+        sides={"levels": rows, "first_n_refusing": first_refusing},
+        settings={"clients": levels, "seconds_per_level": seconds, "batch": batch, "max_concurrent_rpcs": max_rpcs,
+                  "server_torch_threads": threads, "models": "init_random"},
+        workload="reward Score under N concurrent loopback clients; server a separate process, cache off",
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,10 @@ from maestromotif.kit.local import LocalProcesses, ServiceStartError
 from maestromotif.kit.runner import serve_command, services_package
 from maestromotif.kit.server import ServiceSpec, available_services, load_spec
 
-# Start order when dependencies do not decide it; also the order of --base-port offsets,
+# Start order when dependencies do not decide it; also the order of --base-port offsets
+# (services outside it, such as the agent, take the next offsets: agent = base+5 = 50056),
 # which matches the default ports (learner 50051, actors 50052, reward 50053, ...).
-CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen", "agent")
+CANONICAL_ORDER = ("learner", "actors", "reward", "annotator", "codegen")
 
 
 def _fail(message: str, code: int = 2) -> None:
