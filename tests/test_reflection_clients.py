@@ -36,8 +36,8 @@ _BAD = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 SHORT_DEADLINE_S = 0.05
 
 
-def _overrides(name: str, tmp: Path, started: dict[str, LocalService]) -> dict[str, Any]:
-    """The cheapest real configuration of each service (peers started before it)."""
+def _overrides(name: str, tmp: Path, started: dict[str, Any]) -> dict[str, Any]:
+    """The cheapest real configuration of each service (peers, and the LLM double as "llm", started before it)."""
     if name == "reward":
         return {"init_random": True, "threads": 1}
     if name == "learner":
