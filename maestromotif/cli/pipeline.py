@@ -216,6 +216,25 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
     def done(name: str) -> bool:
         return stop_after == name
 
+    def annotate_dir(pairs_dir: Path, labels_dir: Path) -> Any:
+        """Label every pair of ``pairs_dir`` for the five skills (resumes from its ledger); the annotator."""
+        from tqdm import tqdm
+
+        from maestromotif.annotation.job import FAILED, AnnotationJob, JobSpec
+        from maestromotif.annotation.schema import read_pair_dataset
+        from maestromotif.annotation.strategies import Annotator
+        from maestromotif.skills.ids import Skill
+
+        annotator = Annotator(llm_backend("annotate"))
+        job = AnnotationJob(JobSpec(str(pairs_dir), str(labels_dir), tuple(Skill)), annotator)
+        total = read_pair_dataset(pairs_dir).num_pairs * len(Skill)
+        with tqdm(total=total, unit="label", desc="annotate", mininterval=1.0) as bar:
+            job.on_progress = bar.update
+            status = job.run()
+        if status.state == FAILED:
+            raise StageFailed(f"annotation of {pairs_dir} failed: {status.error}")
+        return annotator
+
     # 1. collect ---------------------------------------------------------------------------------
     def collect() -> dict[str, Any]:
         from tqdm import tqdm
@@ -241,20 +260,9 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
         from tqdm import tqdm
 
         from maestromotif.annotation.checkset import evaluate, load_checkset
-        from maestromotif.annotation.job import FAILED, AnnotationJob, JobSpec
-        from maestromotif.annotation.schema import read_pair_dataset
-        from maestromotif.annotation.strategies import Annotator
         from maestromotif.fileio import atomic_write_text
-        from maestromotif.skills.ids import Skill
 
-        annotator = Annotator(llm_backend("annotate"))
-        dataset = read_pair_dataset(pairs)
-        job = AnnotationJob(JobSpec(str(pairs), str(labels), tuple(Skill)), annotator)
-        with tqdm(total=dataset.num_pairs * len(Skill), unit="label", desc="annotate", mininterval=1.0) as bar:
-            job.on_progress = bar.update
-            status = job.run()
-        if status.state == FAILED:
-            raise StageFailed(f"annotation failed: {status.error}")
+        annotator = annotate_dir(pairs, labels)
         out: dict[str, Any] = {"model": annotator.model_id, "strategy": annotator.strategy,
                                "label_source": getattr(annotator, "label_source", "llm"), "dir": str(labels)}
         console.print(f"labels by {annotator.model_id} ({annotator.strategy}; label source {out['label_source']})")
@@ -373,22 +381,6 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
             from maestromotif.cli.train import run_training
             from maestromotif.rewards.train import TrainConfig
             from maestromotif.training.rounds import second_round
-
-            def annotate_dir(pairs_dir: Path, labels_dir: Path) -> None:
-                from tqdm import tqdm
-
-                from maestromotif.annotation.job import FAILED, AnnotationJob, JobSpec
-                from maestromotif.annotation.schema import read_pair_dataset
-                from maestromotif.annotation.strategies import Annotator
-                from maestromotif.skills.ids import Skill
-
-                job = AnnotationJob(JobSpec(str(pairs_dir), str(labels_dir), tuple(Skill)),
-                                    Annotator(llm_backend("annotate")))
-                total = read_pair_dataset(pairs_dir).num_pairs * len(Skill)
-                with tqdm(total=total, unit="label", desc="annotate", mininterval=1.0) as bar:
-                    job.on_progress = bar.update
-                    if job.run().state == FAILED:
-                        raise StageFailed("round 2 annotation failed")
 
             r, t = prof.rewards, prof.train
             code = second_round(
