@@ -7,10 +7,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -55,3 +59,16 @@ def directory_lock(directory: str | os.PathLike[str]) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def read_json_files(paths: Iterable[str | os.PathLike[str]], parse: Callable[[Any], T],
+                    error: type[Exception]) -> list[T]:
+    """``parse`` each JSON file (untrusted input); any failure raises ``error`` naming the file."""
+    out: list[T] = []
+    for path in paths:
+        try:
+            out.append(parse(json.loads(Path(path).read_text())))
+        except (OSError, ValueError, error) as exc:  # JSONDecodeError is a ValueError
+            raise error(f"{path}: {exc}") from exc
+    return out
+

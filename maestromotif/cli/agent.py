@@ -114,7 +114,7 @@ def eval_command(
     from rich.console import Console
     from tqdm import tqdm
 
-    from maestromotif.fileio import atomic_write_text
+    from maestromotif.fileio import atomic_write_text, read_json_files
     from maestromotif.tasks.evaluation import (
         TASK_NAMES,
         TaskEvaluation,
@@ -127,15 +127,7 @@ def eval_command(
     console = Console()
     try:
         if pool:
-            parts = []
-            for path in pool:
-                try:
-                    parts.append(TaskEvaluation.from_dict(json.loads(path.read_text())))
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise TaskEvaluationError(f"{path}: {exc}") from exc
-                except TaskEvaluationError as exc:
-                    raise TaskEvaluationError(f"{path}: {exc}") from exc
-            result = pool_evaluations(parts)
+            result = pool_evaluations(read_json_files(pool, TaskEvaluation.from_dict, TaskEvaluationError))
         else:
             tasks = list(TASK_NAMES) if task == "all" else [task]
             conds = [c.strip() for c in conditions.split(",") if c.strip()]

@@ -213,19 +213,13 @@ def evaluate_command(
     from rich.table import Table
     from tqdm import tqdm
 
-    from maestromotif.fileio import atomic_write_text
+    from maestromotif.fileio import atomic_write_text, read_json_files
     from maestromotif.training.evaluate import EvaluationError, EvaluationResult, evaluate_skills, pool_results
 
     console = Console()
     try:
         if pool:
-            parts = []
-            for path in pool:
-                try:
-                    parts.append(EvaluationResult.from_dict(json.loads(path.read_text())))
-                except (OSError, json.JSONDecodeError) as exc:
-                    raise EvaluationError(f"{path}: {exc}") from exc
-            result = pool_results(parts)
+            result = pool_results(read_json_files(pool, EvaluationResult.from_dict, EvaluationError))
         else:
             with tqdm(total=steps, unit="step", mininterval=1.0) as bar:
                 result = evaluate_skills(checkpoint, reward_bundles, steps=steps, num_envs=envs,
