@@ -35,6 +35,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=None, help="default: the nine tasks")
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads (the machine is shared)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repair-temperature", type=float, default=0.7)
     parser.add_argument("--max-tokens", type=int, default=900)
     parser.add_argument("--repair-rounds", type=int, default=3)
     parser.add_argument("--time-limit", type=float, default=3600.0,
@@ -53,7 +54,7 @@ def main() -> None:
     tasks = args.tasks or list(TASK_NAMES)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     store = ArtifactStore(args.store)
-    sampling = Sampling(temperature=0.2, max_tokens=args.max_tokens, seed=args.seed,
+    sampling = Sampling(temperature=0.2, repair_temperature=args.repair_temperature, max_tokens=args.max_tokens, seed=args.seed,
                         max_repair_rounds=args.repair_rounds, samples=1, time_limit_s=args.time_limit)
     results: dict[str, Any] = {
         "what": "ComposeTask on the nine task prompts, one sample each; validated = every validation stage passed "

@@ -43,6 +43,8 @@ class CodegenStage(_Stage):
     max_repair_rounds: int = Field(ge=0, le=3)
     max_tokens: int = Field(ge=64, le=8192)
     temperature: float = Field(0.2, ge=0.0, le=2.0)
+    repair_temperature: float = Field(0.7, ge=0.0, le=2.0, description="temperature of repair rounds (the method: "
+                                      "0.2 throughout; small models repeat a failing answer at 0.2)")
     seed: int = Field(0, ge=0)
     tasks: tuple[str, ...] = Field(TASK_NAMES, min_length=1, description="tasks composed from their prompts")
 
@@ -101,7 +103,7 @@ _PAPER = Profile(
     ),
     collect=CollectStage(steps=30_000_000, envs=64),
     rewards=RewardStage(learning_rate=1e-5, batch_size=1000, epochs=20, val_fraction=0.1),
-    codegen=CodegenStage(samples=3, max_repair_rounds=3, max_tokens=8192, temperature=0.2),
+    codegen=CodegenStage(samples=3, max_repair_rounds=3, max_tokens=8192, temperature=0.2, repair_temperature=0.2),
     train=TrainStage(samples=4_000_000_000, actors=24, envs=20, preset="paper", batch_size=4096, learning_rate=1e-4),
     skill_eval=SkillEvalStage(steps=3_000_000, envs=64),
     task_eval=TaskEvalStage(episodes=1000, max_steps=10_000, workers=16),
@@ -115,7 +117,7 @@ _SMALL = Profile(
         "reward models at lr 3e-4, batch 128, 10 epochs (the paper: 1e-5, 1,000, 20) - the small set needs larger steps",
         "2M policy samples with the small network at batch 1,024 and lr 3e-4 (the paper: 4e9 samples, "
         "the 2.9M-parameter network, batch 4,096, lr 1e-4)",
-        "one code sample per prompt (the paper: three code seeds)",
+        "one code sample per prompt, repair rounds at temperature 0.7 (the paper: three code seeds, 0.2 throughout)",
         "20 episodes per task capped at 5,000 steps (the paper: sliding mean over 1,000 episodes of up to 10,000)",
     ),
     collect=CollectStage(steps=100_000, envs=8),
@@ -134,7 +136,7 @@ _TINY = Profile(
         "reward models at lr 3e-4, batch 128, 10 epochs (the paper: 1e-5, 1,000, 20)",
         "150k policy samples with the small network at batch 1,024 and lr 3e-4: far too few for skills to be "
         "learned (the paper trains 4e9); the task table shows that the machinery runs, not what the method reaches",
-        "one code sample per prompt with at most one repair round and 768 tokens (the paper: three seeds, "
+        "one code sample per prompt with at most one repair round (at temperature 0.7) and 768 tokens (the paper: three seeds, "
         "three rounds, 10,000 tokens)",
         "2 episodes per task capped at 1,000 steps: intervals are wide and counts near zero",
     ),

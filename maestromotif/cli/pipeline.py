@@ -312,7 +312,8 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
         from maestromotif.codegen.generate import Sampling
 
         c = prof.codegen
-        return Sampling(temperature=c.temperature, max_tokens=c.max_tokens, seed=seed + c.seed,
+        return Sampling(temperature=c.temperature, repair_temperature=c.repair_temperature,
+                        max_tokens=c.max_tokens, seed=seed + c.seed,
                         max_repair_rounds=c.max_repair_rounds, samples=c.samples)
 
     def generator() -> Any:

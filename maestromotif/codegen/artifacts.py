@@ -55,6 +55,7 @@ class Sampling(_Strict):
     """How the LLM was sampled."""
 
     temperature: float = Field(ge=0.0, le=5.0)
+    repair_temperature: float | None = Field(default=None, ge=0.0, le=5.0)  # None: records from before it existed
     max_tokens: int = Field(ge=1, le=1_000_000)
     seed: int | None = None
     repair_rounds: int = Field(ge=0, le=100)  # rounds the accepted code needed (0: first answer)

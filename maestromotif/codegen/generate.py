@@ -55,6 +55,9 @@ class Sampling:
     """Sampling settings of a request; recorded with every artifact."""
 
     temperature: float = 0.2  # method.md 8.2
+    # Repair rounds sample hotter. A deviation from the method (0.2 throughout, with a 405B model):
+    # measured with the 0.5B coder at 0.2, repair answers repeated the failing code word for word.
+    repair_temperature: float = 0.7
     max_tokens: int = 900
     seed: int = 0
     max_repair_rounds: int = 3
@@ -66,6 +69,8 @@ class Sampling:
     def __post_init__(self) -> None:
         if not 0.0 <= self.temperature <= 2.0:
             raise PromptError(f"sampling.temperature: {self.temperature} not in [0, 2]")
+        if not 0.0 <= self.repair_temperature <= 2.0:
+            raise PromptError(f"sampling.repair_temperature: {self.repair_temperature} not in [0, 2]")
         if not 64 <= self.max_tokens <= 8192:
             raise PromptError(f"sampling.max_tokens: {self.max_tokens} not in [64, 8192]")
         if not 0 <= self.seed < 2**31:
@@ -77,8 +82,12 @@ class Sampling:
         if not 1.0 <= self.time_limit_s <= 3600.0:
             raise PromptError(f"sampling.time_limit_s: {self.time_limit_s} not in [1, 3600]")
 
-    def params(self, seed: int) -> GenerationParams:
-        return GenerationParams(max_new_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p,
+    def round_temperature(self, round_index: int) -> float:
+        return self.temperature if round_index == 0 else self.repair_temperature
+
+    def params(self, seed: int, round_index: int = 0) -> GenerationParams:
+        return GenerationParams(max_new_tokens=self.max_tokens, temperature=self.round_temperature(round_index),
+                                top_p=self.top_p,
                                 top_k=self.top_k, seed=seed, time_limit_s=self.time_limit_s)
 
     def as_dict(self) -> dict[str, Any]:
@@ -277,7 +286,7 @@ class Generator:
         for round_index in range(sampling.max_repair_rounds + 1):
             # a different seed per round, so that a repair is not the same draw again
             round_seed = seed + 7919 * round_index
-            reply: Completion = self.backend.chat(messages, sampling.params(round_seed))
+            reply: Completion = self.backend.chat(messages, sampling.params(round_seed, round_index))
             calls += 1
             prompt_tokens += reply.prompt_tokens
             completion_tokens += reply.completion_tokens
@@ -290,6 +299,7 @@ class Generator:
             report = self._validate(code, prompt.kind, tests)
             transcript.append({
                 "role": "assistant", "content": reply.text, "round": round_index, "seed": round_seed,
+                "temperature": sampling.round_temperature(round_index),
                 "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "seconds": round(reply.seconds, 3), "finish_reason": reply.finish_reason,
                 "python_blocks": extracted.blocks, "valid": bool(report.valid),
@@ -316,7 +326,8 @@ class Generator:
             backend=self.info.kind,
             model_id=self.info.model,
             model_digest=self.info.digest,
-            sampling=RecordSampling(temperature=sampling.temperature, max_tokens=sampling.max_tokens, seed=seed,
+            sampling=RecordSampling(temperature=sampling.temperature,
+                                    repair_temperature=sampling.repair_temperature, max_tokens=sampling.max_tokens, seed=seed,
                                     repair_rounds=rounds, top_p=sampling.top_p, samples=sampling.samples),
             transcript=tuple(Message(role=t["role"], content=t["content"]) for t in transcript),
             validation=report.to_dict(),

@@ -50,6 +50,8 @@ class CodegenConfig(ServiceConfig):
     tgi_template: Literal["llama3", "chatml"] = Field("llama3", description="Prompt template for TGI /generate.")
     store_dir: Path = Field(Path("data/artifacts"), description="Directory of the artifact store.")
     temperature: float = Field(0.2, ge=0, le=2, description="Default sampling temperature (method.md 8.2).")
+    repair_temperature: float = Field(0.7, ge=0, le=2, description=(
+        "Temperature of repair rounds (the method: 0.2 throughout; small models repeat a failing answer at 0.2)."))
     max_tokens: int = Field(900, ge=64, le=8192, description="Default and largest tokens per LLM reply.")
     max_repair_rounds: int = Field(3, ge=0, le=3, description="Default repair rounds after a failed validation.")
     samples: int = Field(1, ge=1, le=8, description="Default samples per request.")
@@ -147,6 +149,7 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
         # zero values take the server's defaults (codegen.proto)
         return Sampling(
             temperature=msg.temperature or c.temperature,
+            repair_temperature=c.repair_temperature,
             max_tokens=msg.max_tokens or c.max_tokens,
             seed=msg.seed,
             max_repair_rounds=msg.max_repair_rounds or c.max_repair_rounds,

@@ -78,6 +78,11 @@ def test_repair_round_fixes_a_hostile_answer(store: ArtifactStore) -> None:
     repair = backend.calls[1][0]
     assert repair[-2].role == "assistant" and "import os" in repair[-2].content
     assert "allow-list" in repair[-1].content and "os" in repair[-1].content
+    # the first answer is sampled at the method's temperature, the repair hotter and with another seed
+    first, second = backend.calls[0][1], backend.calls[1][1]
+    assert (first.temperature, second.temperature) == (0.2, 0.7) and first.seed != second.seed
+    record = store.get(result.best.sha256)
+    assert record.sampling.temperature == 0.2 and record.sampling.repair_temperature == 0.7
     # seeds: recorded per round, different per round
     assert backend.calls[0][1].seed == 5 and backend.calls[1][1].seed != 5
     record = store.get(result.best.sha256)
