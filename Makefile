@@ -28,7 +28,7 @@ test: install  ## install and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: fuzz
-fuzz: install  ## fuzz every RPC of reward, learner, annotator (hypothesis; also part of make test)
+fuzz: install  ## fuzz every RPC of reward, learner, annotator, codegen, agent (hypothesis; also in make test; FUZZ_SCALE=10 for more examples)
 	$(PY) -m pytest tests/fuzz -q
 
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)

@@ -64,8 +64,9 @@ class AgentServicer:
     def ComposeTask(self, request, context):
         """Turns a plain-language task into a validated policy over skills (through Codegen).
         When Codegen's artifact fails validation the call ends with FAILED_PRECONDITION, the failed
-        checks in the status details, and the whole GenerationResult (serialized) in the trailing
-        metadata key "maestromotif-generation-result-bin".
+        checks in the status details, and the GenerationResult (serialized; cut to 4 kB, transcript
+        first, to fit clients' default 8 KiB metadata limit) in the trailing metadata key
+        "maestromotif-generation-result-bin". The whole artifact stays at codegen (GetArtifact).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

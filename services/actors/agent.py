@@ -3,7 +3,8 @@
 ``maestromotif serve agent`` serves ``agent.proto`` from the actors' code and image:
 
 - ``ComposeTask`` forwards the prompt to the Codegen service; an artifact that fails validation
-  is answered FAILED_PRECONDITION with the failed checks, and the whole result in trailing metadata;
+  is answered FAILED_PRECONDITION with the failed checks, and the result in trailing metadata
+  (trimmed to fit gRPC's default 8 KiB metadata limit: the full artifact stays in codegen's store);
 - ``PlayTask`` plays one episode and streams steps (with the screen if asked), game messages,
   skill switches and the end with the task's outcome;
 - ``Evaluate`` plays a fixed number of episodes and reports rates with 95% Wilson intervals or
@@ -50,6 +51,12 @@ log = logging.getLogger("maestromotif.agent")
 
 RESULT_METADATA_KEY = "maestromotif-generation-result-bin"
 MAX_PROMPT_CHARS = 4_000
+# Clients refuse response metadata beyond 8 KiB by default (grpc.max_metadata_size): a refusal's
+# status details (percent-encoded) and its GenerationResult (base64, x4/3) must fit together, or
+# the caller gets RESOURCE_EXHAUSTED "metadata size exceeds soft limit" instead of the report.
+MAX_REFUSAL_DETAILS_CHARS = 1_000
+MAX_METADATA_RESULT_BYTES = 4_000
+MAX_NAME_ECHO = 64  # characters of a caller's task name quoted back in an error
 
 
 class AgentConfig(ServiceConfig):
@@ -98,6 +105,39 @@ def _encode_obs(obs: dict[str, np.ndarray], actor_id: str, seq: int, dones: np.n
 
     n = len(dones)
     return _encode(obs, np.zeros(n, np.float32), dones, np.zeros(n, np.uint8), actor_id, seq, [])
+
+
+def _ascii(text: str, limit: int) -> str:
+    """``text`` as printable ASCII (escapes for the rest), cut to ``limit`` characters."""
+    escaped = text.encode("ascii", "backslashreplace").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
+
+
+def result_for_metadata(result: codegen_pb2.GenerationResult,
+                        limit: int = MAX_METADATA_RESULT_BYTES) -> codegen_pb2.GenerationResult:
+    """A copy of ``result`` that serializes to at most ``limit`` bytes, cut in order of what a
+    caller needs least: the transcript first, then long texts (kept: the sha256 to fetch the whole
+    artifact from codegen, the verdicts, the tail of the sandbox output)."""
+    out = codegen_pb2.GenerationResult()
+    out.CopyFrom(result)
+    art = out.artifact
+    steps = [
+        lambda: art.ClearField("transcript_json"),
+        lambda: setattr(art, "prompt", art.prompt[:300]),
+        lambda: setattr(art, "tests", art.tests[:300]),
+        lambda: setattr(art.validation, "sandbox_output", art.validation.sandbox_output[-1500:]),
+        lambda: [setattr(c, "detail", c.detail[:200]) for c in art.validation.checks],
+        lambda: setattr(art, "code", art.code[:1000]),
+        lambda: [art.ClearField(f) for f in ("code", "prompt", "tests")],
+        lambda: setattr(art.validation, "sandbox_output", art.validation.sandbox_output[-300:]),
+        lambda: [setattr(c, "detail", "") for c in art.validation.checks],
+        lambda: out.ClearField("sample_sha256"),
+    ]
+    for step in steps:
+        if out.ByteSize() <= limit:
+            break
+        step()
+    return out
 
 
 class LearnerActions:
@@ -203,7 +243,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             name = selector.task_name
             if name not in TASK_NAMES:
                 self._reject(context, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
-                             f"task.task_name: unknown task {name!r}; choose one of {', '.join(TASK_NAMES)}")
+                             f"task.task_name: unknown task {name[:MAX_NAME_ECHO]!r}; choose one of {', '.join(TASK_NAMES)}")
             from maestromotif.skills.reference import load_reference
 
             return get_task(name), (lambda: load_reference(name)), name
@@ -211,7 +251,8 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             detector = selector.detector_task or "gnomish"
             if detector not in TASK_NAMES:
                 self._reject(context, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
-                             f"task.detector_task: unknown task {detector!r}; choose one of {', '.join(TASK_NAMES)}")
+                             f"task.detector_task: unknown task {detector[:MAX_NAME_ECHO]!r}; "
+                             f"choose one of {', '.join(TASK_NAMES)}")
             factory = self._artifact_factory(selector.artifact_sha256, context)
             return get_task(detector), factory, detector
         self._reject(context, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
@@ -283,14 +324,17 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             result = self.codegen().ComposeTask(request, timeout=self.config.compose_deadline_s)
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
-            self._reject(context, "codegen", code, f"codegen ComposeTask: {code.name}: {exc.details()}")  # type: ignore[attr-defined]
+            said = _ascii(exc.details() or "", MAX_REFUSAL_DETAILS_CHARS)  # type: ignore[attr-defined]
+            self._reject(context, "codegen", code, f"codegen ComposeTask: {code.name}: {said}")
         report = result.artifact.validation
         if not report.valid:
             failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed] or ["no check passed"]
-            context.set_trailing_metadata(((RESULT_METADATA_KEY, result.SerializeToString()),))
+            trimmed = result_for_metadata(result)
+            context.set_trailing_metadata(((RESULT_METADATA_KEY, trimmed.SerializeToString()),))
             self._reject(context, "no_valid_policy", grpc.StatusCode.FAILED_PRECONDITION,
                          f"no valid policy over skills for this prompt (artifact {result.artifact.sha256[:12]}, "
-                         f"{result.attempts} attempts); failed checks: " + "; ".join(failed)[:3000])
+                         f"{result.attempts} attempts); failed checks: "
+                         + _ascii("; ".join(failed), MAX_REFUSAL_DETAILS_CHARS))
         return result
 
     def PlayTask(self, request: agent_pb2.PlayTaskRequest, context: grpc.ServicerContext) -> Iterator[Any]:
