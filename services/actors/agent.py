@@ -30,7 +30,7 @@ from typing import Any, Iterator, Literal
 import grpc
 import numpy as np
 from prometheus_client import Counter, Gauge
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from maestromotif.agent.session import CallerSlots, EndInfo, MessageInfo, StepInfo, SwitchInfo, play_session
 from maestromotif.kit.config import ServiceConfig
@@ -71,6 +71,19 @@ class AgentConfig(ServiceConfig):
     max_evaluate_episodes: int = Field(200, ge=1, le=100_000, description="largest Evaluate request")
     evaluate_batch: int = Field(4, ge=1, le=256, description="games played in lockstep by one Evaluate")
     compose_deadline_s: float = Field(900.0, gt=0, le=86_400, description="deadline of ComposeTask calls to codegen")
+    max_compose_calls: int = Field(4, ge=1, le=1024, description=(
+        "ComposeTask calls waiting on codegen at once; more get RESOURCE_EXHAUSTED (each holds a handler thread)"))
+
+    @model_validator(mode="after")
+    def _check_threads(self) -> "AgentConfig":
+        # Open episodes and ComposeTask calls each hold a handler thread for their whole length:
+        # they must leave threads free for cheap calls (GetServerInfo, health), or a burst of them
+        # would stall every caller instead of being refused.
+        held = self.max_active_episodes + self.max_compose_calls
+        if self.max_workers < held + 4:
+            raise ValueError(f"max_workers: {self.max_workers} leaves no room for cheap calls beside "
+                             f"max_active_episodes + max_compose_calls = {held} (need at least {held + 4})")
+        return self
 
 
 class _Metrics:
@@ -208,6 +221,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         self.ctx = ctx
         self.metrics = _Metrics(ctx.registry)
         self.slots = CallerSlots(config.max_episodes_per_caller, config.max_active_episodes)
+        self.compose_slots = threading.BoundedSemaphore(config.max_compose_calls)
         self.local = _LocalModel(config)
         self._codegen: codegen_pb2_grpc.CodegenStub | None = None
         self._learner_channel: grpc.Channel | None = None
@@ -320,12 +334,18 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         if not request.prompt.strip() or len(request.prompt) > MAX_PROMPT_CHARS:
             self._reject(context, "invalid_argument", grpc.StatusCode.INVALID_ARGUMENT,
                          f"prompt: must be 1..{MAX_PROMPT_CHARS} characters (got {len(request.prompt)})")
+        if not self.compose_slots.acquire(blocking=False):
+            self._reject(context, "compose_limit", grpc.StatusCode.RESOURCE_EXHAUSTED,
+                         f"the server already has {self.config.max_compose_calls} ComposeTask calls waiting on codegen "
+                         "(the limit); try again later")
         try:
             result = self.codegen().ComposeTask(request, timeout=self.config.compose_deadline_s)
         except grpc.RpcError as exc:
             code = exc.code()  # type: ignore[attr-defined]
             said = _ascii(exc.details() or "", MAX_REFUSAL_DETAILS_CHARS)  # type: ignore[attr-defined]
             self._reject(context, "codegen", code, f"codegen ComposeTask: {code.name}: {said}")
+        finally:
+            self.compose_slots.release()
         report = result.artifact.validation
         if not report.valid:
             failed = [f"{c.name}: {c.detail}" for c in report.checks if not c.passed] or ["no check passed"]

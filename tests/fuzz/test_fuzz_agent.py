@@ -34,7 +34,7 @@ from tgi_double import TGIDouble  # noqa: E402
 
 SERVICE = "/maestromotif.v1.Agent/"
 MAX_MESSAGE = 4 * 1024 * 1024
-PER_CALLER, GLOBAL = 2, 3
+PER_CALLER, GLOBAL, COMPOSE = 2, 3, 2
 UINT32 = st.one_of(st.integers(0, 10), st.integers(0, 2**32 - 1), st.sampled_from([2**31, 2**32 - 1]))
 UINT64 = st.one_of(st.integers(0, 100), st.integers(0, 2**64 - 1),
                    st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 4, 2**64 - 1]))
@@ -65,14 +65,21 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalService, LocalService]]:
+def llm() -> Iterator[TGIDouble]:
+    with TGIDouble(reply="First I would find the stairs.") as double:
+        yield double
+
+
+@pytest.fixture(scope="module")
+def stack(checkpoint: Path, llm: TGIDouble,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalService, LocalService]]:
     root = tmp_path_factory.mktemp("agent")
-    with TGIDouble(reply="First I would find the stairs.") as llm, \
-            running(load_spec("codegen"), backend="tgi", llm_url=llm.url, llm_timeout_s=10.0,
-                    store_dir=str(root / "artifacts"), max_repair_rounds=0) as codegen, \
+    with running(load_spec("codegen"), backend="tgi", llm_url=llm.url, llm_timeout_s=10.0,
+                 store_dir=str(root / "artifacts"), max_repair_rounds=0) as codegen, \
             running(load_spec("agent"), checkpoint=checkpoint, codegen_address=codegen.address,
                     max_episodes_per_caller=PER_CALLER, max_active_episodes=GLOBAL, max_evaluate_episodes=4,
-                    evaluate_batch=2, max_message_bytes=MAX_MESSAGE, compose_deadline_s=30.0) as agent:
+                    evaluate_batch=2, max_message_bytes=MAX_MESSAGE, compose_deadline_s=30.0,
+                    max_compose_calls=COMPOSE) as agent:
         yield agent, codegen
 
 
@@ -319,6 +326,41 @@ def test_clients_that_open_streams_and_never_read(agent: LocalService, chan: grp
     # at most 3 episodes were open at once: all eight arrived within the first episodes' lifetime
     assert GLOBAL <= len(results) - len(refused) < len(results), [r[0] for r in results]
     wait_idle(agent)
+
+
+def test_compose_calls_beyond_the_bound_are_refused(agent: LocalService, llm: TGIDouble, tally: Tally) -> None:
+    """ComposeTask waits on codegen (minutes with a real LLM), holding a handler thread: past
+    max_compose_calls they are refused at once, and cheap calls are answered meanwhile. Without the
+    bound, max_workers slow composes would hold every handler thread, and the kit's thread pool
+    would queue every later call behind them, health checks included."""
+    llm.delay_s = 1.5
+    channel = open_channel(agent.address)
+    stub = agent_pb2_grpc.AgentStub(channel)
+    try:
+        futures = [stub.ComposeTask.future(codegen_pb2.ComposeTaskRequest(prompt=f"find the mines, try {i}"),
+                                           timeout=30) for i in range(COMPOSE + 3)]
+        t0 = time.monotonic()
+        assert stub.GetServerInfo(common_pb2.GetServerInfoRequest(), timeout=10).service == "agent"
+        assert time.monotonic() - t0 < 1.5  # answered before any compose finished
+        results = [code_of(f.result) for f in futures]
+    finally:
+        llm.delay_s = 0.0
+        channel.close()
+    for code, _, details in results:
+        tally.check("ComposeTask(concurrent)", code, details)
+    codes = [r[0] for r in results]
+    assert codes.count(grpc.StatusCode.FAILED_PRECONDITION) >= COMPOSE, results  # the prose answer, validated
+    refused = [d for c, _, d in results if c == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused and all("ComposeTask calls waiting" in d for d in refused), results
+
+
+def test_config_leaves_threads_for_cheap_calls() -> None:
+    from maestromotif.kit import ConfigError
+
+    spec = load_spec("agent")
+    with pytest.raises((ConfigError, ValueError), match="max_workers"):
+        spec.config_cls(max_workers=16, max_active_episodes=16, max_compose_calls=4)
+    assert spec.config_cls().max_workers >= spec.config_cls().max_active_episodes + spec.config_cls().max_compose_calls + 4
 
 
 def test_still_serving_with_bounded_memory(chan: grpc.Channel, agent: LocalService, baseline: int) -> None:
