@@ -47,6 +47,8 @@ STAGE_ORDER: tuple[str, ...] = ("size", "parse", "allow-list", "isolated-run", "
 # Embedded model of code generation: the one with the higher validated rate on the nine task
 # prompts (experiments/codegen_models.py; README "Code generation").
 DEFAULT_CODEGEN_MODEL = "0.5b"
+# Longest answer read (characters): 8,192 tokens (the largest max_tokens) are ~35 kB of code.
+MAX_REPLY_CHARS = 100_000
 EMBEDDED_CONTEXT = 8192  # tokens: prompt (~2,500) + answer + one repair round fit
 
 
@@ -291,14 +293,16 @@ class Generator:
             prompt_tokens += reply.prompt_tokens
             completion_tokens += reply.completion_tokens
             self.observer.llm_call(reply.seconds, reply.prompt_tokens, reply.completion_tokens)
-            extracted = extract_code(reply.text, prompt.kind)
+            # An endpoint that ignores max_tokens may send megabytes; extraction reads ~150 kB/s.
+            text = reply.text if len(reply.text) <= MAX_REPLY_CHARS else reply.text[:MAX_REPLY_CHARS]
+            extracted = extract_code(text, prompt.kind)
             # What is validated is exactly what is stored: bounded, and never empty (an answer
             # without a python block is stored as its text, which then fails to parse).
-            code = (extracted.code or reply.text or "# (empty answer)")[:MAX_CODE_CHARS]
+            code = (extracted.code or text or "# (empty answer)")[:MAX_CODE_CHARS]
             tests = extracted.tests[:MAX_CODE_CHARS]
             report = self._validate(code, prompt.kind, tests)
             transcript.append({
-                "role": "assistant", "content": reply.text, "round": round_index, "seed": round_seed,
+                "role": "assistant", "content": text, "round": round_index, "seed": round_seed,
                 "temperature": sampling.round_temperature(round_index),
                 "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
                 "seconds": round(reply.seconds, 3), "finish_reason": reply.finish_reason,
@@ -313,7 +317,7 @@ class Generator:
                 errors = "- the answer had no code; start the reply with a python code block"
             else:
                 errors = errors_text(report)
-            messages = repair_prompt(prompt, reply.text, errors)
+            messages = repair_prompt(prompt, text, errors)
             transcript.append({"role": "user", "content": messages[-1].content, "round": round_index + 1})
         assert report is not None
         seconds = time.perf_counter() - start

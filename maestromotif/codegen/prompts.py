@@ -35,6 +35,9 @@ EXAMPLE_ORDER: tuple[str, ...] = ("gnomish", "goldenexit", "transactions", "delp
 assert set(EXAMPLE_ORDER) == set(REFERENCE_NAMES), "every reference policy has a place in the example order"
 DEFAULT_EXAMPLES = 2
 MAX_ERROR_CHARS = 2_000  # validation errors sent back in a repair round
+# The last answer quoted back in a repair round: a runaway answer (a remote model may write up to
+# 8,192 tokens) must not make the conversation itself invalid (ChatMessage holds 32,000 chars).
+MAX_ANSWER_CHARS = 16_000
 
 GAME_FACTS = (
     "Game facts: the hero starts on depth 1 of the main dungeon (dungeon 0). The Gnomish Mines (dungeon 2) "
@@ -210,6 +213,8 @@ def repair_prompt(prompt: Prompt, answer: str, errors: str) -> tuple[ChatMessage
     """
     if len(errors) > MAX_ERROR_CHARS:
         errors = errors[:MAX_ERROR_CHARS] + "\n[... truncated]"
+    if len(answer) > MAX_ANSWER_CHARS:
+        answer = answer[:MAX_ANSWER_CHARS] + "\n[... truncated]"
     fix = (
         "Your code failed validation:\n"
         f"{errors}\n\n"

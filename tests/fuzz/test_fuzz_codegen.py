@@ -270,6 +270,35 @@ def test_concurrent_generations_beyond_the_backend(codegen: LocalService, llm: T
     assert grpc.StatusCode.RESOURCE_EXHAUSTED in codes, codes  # 12 callers, 8 slots, each answer 0.5 s
 
 
+@pytest.mark.parametrize("misbehaviour", ["overloaded", "huge", "nul"])
+def test_llm_that_misbehaves(misbehaviour: str, llm: TGIDouble, chan: grpc.Channel, tally: Tally, stored: str) -> None:
+    """The LLM side is input too: 503s, a 240 kB answer (an endpoint that ignores max_tokens), NUL
+    bytes. Each ends in a proper status. The long answer, quoted back in the repair round, made the
+    conversation itself invalid (UNKNOWN, "ChatMessage.content: ... more than 32000") until answers
+    were cut to 100,000 characters when read and 16,000 when quoted back."""
+    stub = codegen_pb2_grpc.CodegenStub(chan)
+    before = llm.reply
+    try:
+        if misbehaviour == "overloaded":
+            llm.fail_next = 50
+        elif misbehaviour == "huge":
+            llm.reply = "```python\n" + "x = 1\n" * 40_000 + "```"  # 240 kB, 60k tokens
+        else:
+            llm.reply = "```python\nSKILL_TURNS = 5\x00\ndef start(m):\n    pass\n```"
+        code, reply, details = code_of(lambda: stub.ComposeTask(pb.ComposeTaskRequest(prompt="find the altar"),
+                                                                timeout=60))
+    finally:
+        llm.fail_next = 0
+        llm.reply = before
+    tally.check(f"ComposeTask(LLM {misbehaviour})", code, details)
+    if misbehaviour == "overloaded":
+        assert code == grpc.StatusCode.UNAVAILABLE and "LLM" in details, (code, details)
+    else:
+        assert code == grpc.StatusCode.OK and not reply.artifact.validation.valid, (code, details)
+        assert len(reply.artifact.code.encode()) <= 64 * 1024
+    assert_still_serving(chan, stored)
+
+
 def test_still_serving_with_bounded_memory(chan: grpc.Channel, stored: str, baseline: int) -> None:
     assert_still_serving(chan, stored)
     grown = rss() - baseline
