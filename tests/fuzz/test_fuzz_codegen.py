@@ -183,7 +183,7 @@ def test_validate_code_fuzzed(case: tuple[str, int], chan: grpc.Channel, tally: 
         assert code == grpc.StatusCode.INVALID_ARGUMENT and ("kind" in details or "code" in details), details
 
 
-@settings(settings.get_profile("fuzz"), max_examples=examples(40))
+@settings(settings.get_profile("fuzz"), max_examples=examples(25))
 @given(sha=st.one_of(NASTY_TEXT, st.text(alphabet="0123456789abcdef", min_size=63, max_size=65),
                      st.just("A" * 64), st.just("0" * 64), st.just("0" * 64 + "\n")))
 def test_get_artifact_fuzzed(sha: str, chan: grpc.Channel, tally: Tally, baseline: int) -> None:
@@ -204,7 +204,7 @@ def test_corrupted_artifact_is_data_loss(codegen: LocalService, chan: grpc.Chann
     assert code == grpc.StatusCode.DATA_LOSS and sha[:12] in details, (code, details)
 
 
-@settings(settings.get_profile("fuzz"), max_examples=examples(60))
+@settings(settings.get_profile("fuzz"), max_examples=examples(40))
 @given(payload=st.binary(max_size=3000), method=st.sampled_from(METHODS))
 def test_random_bytes(payload: bytes, method: str, chan: grpc.Channel, tally: Tally, baseline: int) -> None:
     """Arbitrary bytes as the serialized request: refused, or (when they parse) answered; never a crash."""
