@@ -71,6 +71,9 @@ class AgentConfig(ServiceConfig):
     max_evaluate_episodes: int = Field(200, ge=1, le=100_000, description="largest Evaluate request")
     evaluate_batch: int = Field(4, ge=1, le=256, description="games played in lockstep by one Evaluate")
     compose_deadline_s: float = Field(900.0, gt=0, le=86_400, description="deadline of ComposeTask calls to codegen")
+    max_episode_s: float = Field(900.0, gt=0, le=86_400, description=(
+        "wall-clock limit of one PlayTask stream: then it is cancelled and its env and slot freed (a client that "
+        "stops reading blocks the stream once gRPC's flow-control window is full, forever if it set no deadline)"))
     max_compose_calls: int = Field(4, ge=1, le=1024, description=(
         "ComposeTask calls waiting on codegen at once; more get RESOURCE_EXHAUSTED (each holds a handler thread)"))
 
@@ -369,6 +372,11 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
         closer: Any = None
         outcome = "error"
         self.metrics.active.inc()
+        # A handler blocked in a send (the client stopped reading) checks nothing: only cancelling
+        # the call from outside ends it.
+        watchdog = threading.Timer(self.config.max_episode_s, self._episode_timed_out, args=(context, label))
+        watchdog.daemon = True
+        watchdog.start()
         try:
             context.add_callback(cancelled.set)  # runs when the RPC ends for any reason, cancel included
             actions, version, closer = self._actions(1, context, int(request.seed))
@@ -399,6 +407,7 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             outcome = "cancelled"
             raise
         finally:
+            watchdog.cancel()
             if game is not None:
                 game.close()
                 with self._lock:
@@ -408,6 +417,12 @@ class AgentServicer(agent_pb2_grpc.AgentServicer):
             self.slots.release(caller)
             self.metrics.active.dec()
             self.metrics.episodes.labels(task=label, outcome=outcome).inc()
+
+    def _episode_timed_out(self, context: grpc.ServicerContext, label: str) -> None:
+        if context.is_active():
+            log.warning("PlayTask stream cancelled: open longer than max_episode_s",
+                        extra={"task": label, "max_episode_s": self.config.max_episode_s})
+            context.cancel()
 
     def Evaluate(self, request: agent_pb2.EvaluateRequest, context: grpc.ServicerContext) -> Any:
         spec, factory, label = self._resolve(request.task, context)

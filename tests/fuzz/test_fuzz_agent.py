@@ -35,6 +35,7 @@ from tgi_double import TGIDouble  # noqa: E402
 SERVICE = "/maestromotif.v1.Agent/"
 MAX_MESSAGE = 4 * 1024 * 1024
 PER_CALLER, GLOBAL, COMPOSE = 2, 3, 2
+MAX_EPISODE_S = 3.0
 UINT32 = st.one_of(st.integers(0, 10), st.integers(0, 2**32 - 1), st.sampled_from([2**31, 2**32 - 1]))
 UINT64 = st.one_of(st.integers(0, 100), st.integers(0, 2**64 - 1),
                    st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 4, 2**64 - 1]))
@@ -79,7 +80,7 @@ def stack(checkpoint: Path, llm: TGIDouble,
             running(load_spec("agent"), checkpoint=checkpoint, codegen_address=codegen.address,
                     max_episodes_per_caller=PER_CALLER, max_active_episodes=GLOBAL, max_evaluate_episodes=4,
                     evaluate_batch=2, max_message_bytes=MAX_MESSAGE, compose_deadline_s=30.0,
-                    max_compose_calls=COMPOSE) as agent:
+                    max_compose_calls=COMPOSE, max_episode_s=MAX_EPISODE_S) as agent:
         yield agent, codegen
 
 
@@ -319,13 +320,34 @@ def test_clients_that_open_streams_and_never_read(agent: LocalService, chan: grp
     channel.close()
     for code, _, details in results:
         tally.check("PlayTask(never read)", code, details)
-        assert code in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED), \
-            (code, details)
+        assert code in (grpc.StatusCode.OK, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        grpc.StatusCode.CANCELLED), (code, details)  # CANCELLED: max_episode_s, on a slow machine
     refused = [d for c, _, d in results if c == grpc.StatusCode.RESOURCE_EXHAUSTED]
     assert all("episodes open (the limit)" in d for d in refused), refused
     # at most 3 episodes were open at once: all eight arrived within the first episodes' lifetime
     assert GLOBAL <= len(results) - len(refused) < len(results), [r[0] for r in results]
     wait_idle(agent)
+
+
+def test_stream_blocked_by_a_client_that_never_reads_and_set_no_deadline(agent: LocalService, tally: Tally) -> None:
+    """A client whose flow-control window stays small (no BDP probing: 64 kB) stops reading and set
+    no deadline: the handler blocks in a send after ~35 steps with screens and would hold its env,
+    slot and thread forever. The max_episode_s watchdog cancels it (3 s here)."""
+    channel = grpc.insecure_channel(agent.address, options=[("grpc.http2.bdp_probe", 0)])
+    call = agent_pb2_grpc.AgentStub(channel).PlayTask(
+        play(seed=2, max_steps=10_000, step_event_every=1, include_screen=True), timeout=None)
+    try:
+        s, deadline = servicer(agent), time.monotonic() + 30
+        while s.open_envs == 0 and time.monotonic() < deadline:  # the episode has started
+            time.sleep(0.02)
+        assert s.open_envs == 1
+        wait_idle(agent, timeout=MAX_EPISODE_S + 15)  # freed by the watchdog, not by the episode's end
+        code, events, details = code_of(lambda: list(call))
+    finally:
+        channel.close()
+    tally.check("PlayTask(never read, no deadline)", code, details)
+    # all events and the end would have come had the handler not been blocked (246 steps, ~0.5 MB)
+    assert code == grpc.StatusCode.CANCELLED, (code, details)
 
 
 def test_compose_calls_beyond_the_bound_are_refused(agent: LocalService, llm: TGIDouble, tally: Tally) -> None:
