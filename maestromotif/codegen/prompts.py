@@ -22,6 +22,7 @@ from maestromotif.llm import ChatMessage
 from maestromotif.skills.descriptions import SKILL_SUMMARIES
 from maestromotif.skills.ids import SKILL_NAMES, Skill
 from maestromotif.skills.reference import REFERENCE_NAMES, TRAINING_POLICY, reference_source
+from maestromotif.skills.sandbox import parse_source
 
 SYSTEM_PROMPT = "You are a careful Python programmer who writes small, correct decision code for a NetHack agent."
 
@@ -241,8 +242,8 @@ class Extracted:
 def _split_tests(source: str) -> tuple[str, str]:
     """Move top-level ``def test_*`` functions (and calls of them) out of ``source`` into a tests part."""
     try:
-        tree = ast.parse(source)
-    except SyntaxError:
+        tree = parse_source(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
         return source, ""
     lines = source.splitlines()
     test_spans: list[tuple[int, int]] = []

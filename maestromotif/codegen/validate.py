@@ -33,7 +33,7 @@ from maestromotif.codegen.isolation import IsolatedResult, IsolationError, Isola
 from maestromotif.codegen.testapi import TEST_HELPERS, TEST_PREFIX
 from maestromotif.skills import rules
 from maestromotif.skills.contract import SKILL_CONSTANTS, SubsetError
-from maestromotif.skills.sandbox import _SAFE_BUILTINS, MAX_TICKS, check_contract, check_source
+from maestromotif.skills.sandbox import _SAFE_BUILTINS, MAX_TICKS, check_contract, check_source, parse_source
 
 STAGE_SIZE = "size"
 STAGE_PARSE = "parse"
@@ -254,7 +254,7 @@ def _size(text: str, what: str, max_bytes: int, max_lines: int) -> str | None:
 
 def _parse(text: str, what: str) -> str | None:
     try:
-        ast.parse(text)
+        parse_source(text)
     except SyntaxError as exc:
         where = f"line {exc.lineno}: " if exc.lineno else ""
         return f"{what}: {where}syntax error: {exc.msg}"

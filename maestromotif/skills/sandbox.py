@@ -20,6 +20,7 @@ import hashlib
 import math
 import random
 import resource
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -82,6 +83,20 @@ _FORBIDDEN_ATTRS = frozenset(
      "join", "replace", "extend"}
 )
 _FORBIDDEN_ATTR_PREFIXES = ("_", "gi_", "f_", "co_", "tb_", "cr_", "ag_", "func_")
+
+
+# CPython 3.11 keeps the AST constructor's recursion counter per interpreter, not per thread: when
+# a garbage collection during ast.parse runs a finalizer that lets another thread parse too, one of
+# them fails with SystemError "AST constructor recursion depth mismatch" (python/cpython#106905).
+# Seen in the agent under concurrent PlayTask calls (benchmarks/bench_load_agent.py). Every parse
+# of source text and every compile of a tree in this process goes through this lock.
+AST_LOCK = threading.Lock()
+
+
+def parse_source(source: str, filename: str = "<unknown>") -> ast.Module:
+    """``ast.parse`` under ``AST_LOCK`` (thread-safe on CPython 3.11)."""
+    with AST_LOCK:
+        return ast.parse(source, filename=filename)
 
 
 def _safe_range(*args: int) -> range:
@@ -213,7 +228,7 @@ def check_source(source: str, *, filename: str = "<policy>", predefined: Iterabl
     if len(source) > MAX_SOURCE_CHARS:
         raise SubsetError(f"policy source has {len(source)} characters, more than {MAX_SOURCE_CHARS}")
     try:
-        tree = ast.parse(source, filename=filename)
+        tree = parse_source(source, filename=filename)
     except SyntaxError as exc:
         raise SubsetError(f"line {exc.lineno}: syntax error: {exc.msg}") from None
     if sum(1 for _ in ast.walk(tree)) > MAX_AST_NODES:
@@ -479,7 +494,8 @@ class SandboxedModule:
         tree = check_source(source, filename=self._filename, predefined=predefined)
         check_contract(tree, required=required, optional=optional, needs_turns=needs_turns, what=what)
         tree = ast.fix_missing_locations(_Instrument().visit(tree))
-        code = compile(tree, self._filename, "exec")
+        with AST_LOCK:
+            code = compile(tree, self._filename, "exec")
 
         self._budget = _Budget(max_ticks, time_limit_s, max_memory_growth_mb * 1024)
         self._random = _SeededRandom()

@@ -169,7 +169,7 @@ def _check_refusal(code: grpc.StatusCode, details: str) -> None:
         assert "episodes open" in details, details
 
 
-@settings(settings.get_profile("fuzz"), max_examples=examples(30))
+@settings(settings.get_profile("fuzz"), max_examples=examples(20))
 @given(data=st.data(), seed=UINT64, max_steps=MAX_STEPS, every=UINT32, screen=st.booleans())
 def test_play_task_fuzzed(data: st.DataObject, seed: int, max_steps: int, every: int, screen: bool,
                           chan: grpc.Channel, agent: LocalService, invalid_sha: str, tally: Tally,

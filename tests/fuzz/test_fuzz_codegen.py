@@ -128,7 +128,7 @@ def generation(draw: st.DrawFn) -> tuple[str, object]:
         detector_task=draw(st.one_of(st.just(""), st.sampled_from(["gnomish", "delphi", "nope"]), NASTY_TEXT)))
 
 
-@settings(settings.get_profile("fuzz"), max_examples=examples(40))
+@settings(settings.get_profile("fuzz"), max_examples=examples(30))
 @given(case=generation())
 def test_generation_requests_fuzzed(case: tuple[str, object], chan: grpc.Channel, tally: Tally, baseline: int) -> None:
     method, request = case
