@@ -238,8 +238,9 @@ def main() -> None:
         base = mine[0]["calls_per_s"] or 1.0
         for r in mine:
             r["throughput_vs_n1"] = round(r["calls_per_s"] / base, 3)
-            if r is not mine[0]:
+            if r is not mine[0] and r["clients"] in (4, levels[-1]):
                 # calls/s at N clients relative to one: flat or rising means nobody is slowed down
+                # (README table: N=4, the global bound, and the largest N; every level is in sides)
                 ratios[f"{workload}: calls/s N{r['clients']} / N1"] = r["throughput_vs_n1"]
         first_refusing[workload] = next((r["clients"] for r in mine if r["refused_calls"]), None)
     print(f"first N answered with RESOURCE_EXHAUSTED: {first_refusing} "
