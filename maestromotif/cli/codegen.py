@@ -48,16 +48,13 @@ def _sampling(samples: int, seed: int, temperature: float, max_tokens: int, repa
 
 def _generator(backend: str, url: str, model: str, store: Path) -> Any:
     from maestromotif.codegen.artifacts import ArtifactStore
-    from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL, EMBEDDED_CONTEXT, Generator
-    from maestromotif.llm import BACKENDS, LLMError, make_backend
+    from maestromotif.codegen.generate import Generator, make_codegen_backend
+    from maestromotif.llm import BACKENDS, LLMError
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"choose one of {', '.join(BACKENDS)}", param_hint="--backend")
     try:
-        if backend == "embedded":
-            llm = make_backend("embedded", model=model or DEFAULT_CODEGEN_MODEL, n_ctx=EMBEDDED_CONTEXT)
-        else:
-            llm = make_backend(backend, url=url or None, model=model or None)
+        llm = make_codegen_backend(backend, url=url, model=model)
     except (LLMError, ValueError) as exc:
         typer.echo(f"error: cannot start the {backend} backend: {exc}", err=True)
         raise typer.Exit(2) from None

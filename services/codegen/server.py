@@ -245,11 +245,11 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
 
 
 def make_config_backend(config: CodegenConfig) -> LLMBackend:
-    from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL
+    from maestromotif.codegen.generate import make_codegen_backend
 
     if config.backend == "embedded":
-        return make_backend("embedded", model=config.model or DEFAULT_CODEGEN_MODEL,
-                            model_dir=config.model_dir or None, n_ctx=config.n_ctx)
+        return make_codegen_backend("embedded", model=config.model, model_dir=config.model_dir or None,
+                                    n_ctx=config.n_ctx)
     if config.backend == "openai":
         return make_backend("openai", url=config.llm_url, model=config.model or None, timeout_s=config.llm_timeout_s)
     return make_backend("tgi", url=config.llm_url, model=config.model or "tgi", timeout_s=int(config.llm_timeout_s),
