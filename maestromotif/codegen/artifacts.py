@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -237,19 +237,39 @@ class ArtifactPolicyLoader:
     root: str
     policy: str
     skill_functions: str | None = None
+    # The validated code, pinned by check(): content addressed, so it is exactly what was validated.
+    # A file corrupted or tampered with later (a worker restarting reads it again) is then not read:
+    # the last good code keeps being used. Pickled with the loader into worker processes.
+    policy_code: str | None = field(default=None, repr=False)
+    skill_functions_code: str | None = field(default=None, repr=False)
+    policy_name: str | None = field(default=None, repr=False)
 
     def check(self) -> None:
-        """Load once now, so a bad id or an unvalidated artifact fails before any actor starts."""
+        """Load once now, so a bad id or an unvalidated artifact fails before any actor starts; pin the code."""
+        store = ArtifactStore(self.root)
+        policy = store._validated(self.policy, (ArtifactKind.TASK_POLICY, ArtifactKind.TRAINING_POLICY))
+        skills = (store._validated(self.skill_functions, (ArtifactKind.SKILL_FUNCTIONS,))
+                  if self.skill_functions is not None else None)
+        object.__setattr__(self, "policy_code", policy.code)  # frozen: set once, before any copy is made
+        object.__setattr__(self, "policy_name", f"{policy.task or policy.kind.value}@{self.policy[:12]}")
+        object.__setattr__(self, "skill_functions_code", skills.code if skills is not None else None)
         self()
 
     def __call__(self) -> Any:
-        from maestromotif.skills.sandbox import ComposedPolicy
+        from maestromotif.skills.sandbox import ComposedPolicy, load_policy, load_skill_functions
 
         store = ArtifactStore(self.root)
-        policy = store.load_policy(self.policy)
+        if self.policy_code is not None and code_sha256(self.policy_code) == self.policy:
+            policy = load_policy(self.policy_code, name=self.policy_name or f"policy@{self.policy[:12]}")
+        else:
+            policy = store.load_policy(self.policy)
         if self.skill_functions is None:
             return policy
-        return ComposedPolicy(policy, store.load_skill_functions(self.skill_functions))
+        if self.skill_functions_code is not None and code_sha256(self.skill_functions_code) == self.skill_functions:
+            skills = load_skill_functions(self.skill_functions_code, name=f"skills@{self.skill_functions[:12]}")
+        else:
+            skills = store.load_skill_functions(self.skill_functions)
+        return ComposedPolicy(policy, skills)
 
 
 ARTIFACT_PREFIX = "artifact:"
