@@ -360,7 +360,7 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
     with TGIDouble(delay_s=0.05, reply=varied) as llm:
         svc = Service("codegen", ["backend=tgi", f"llm_url={llm.url}", f"store_dir={store_dir}", "llm_timeout_s=30",
                                   "max_samples=4"], tmp_path / "logs")
-        moments, codes, leaked, seen_children = [], [], [], 0
+        moments, codes, leaked, seen_children, children_at_kill = [], [], [], 0, []
         try:
             for round_ in range(3):
                 svc.start()
@@ -373,9 +373,11 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
                 while time.monotonic() < deadline and not future.done():
                     children += [c for c in svc.descendants() if c.pid not in {p.pid for p in children}]
                     time.sleep(0.005)
-                children += svc.kill9()
+                at_kill = svc.kill9()
+                children += at_kill
                 moments.append(round(wait_s, 2))
                 seen_children += len(children)
+                children_at_kill.append(len(at_kill))
                 with pytest.raises(grpc.RpcError) as err:
                     future.result()
                 codes.append(err.value.code().name)
@@ -399,7 +401,8 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
     assert artifacts >= 1
     print(json.dumps({"fault": "codegen kill -9", "kill_after_s": moments, "client_saw": codes,
                       "artifacts": artifacts, "corrupt": 0, "temp_files_left": temps,
-                      "validation_children_seen": seen_children, "children_alive_right_after_kill": len(leaked)}))
+                      "validation_children_seen": seen_children, "validation_children_at_kill": children_at_kill,
+                      "children_alive_right_after_kill": len(leaked)}))
 
 
 def _stored_policy(store: ArtifactStore, code: str = GOOD_POLICY) -> str:
@@ -679,23 +682,38 @@ def test_full_disk_while_labelling_names_the_ledger_and_resumes_exactly_once(tmp
     print(json.dumps({"fault": f"full disk ({disk.mode}) while labelling", "labels_kept": kept, "final": n}))
 
 
-def test_full_disk_while_rewriting_labels_keeps_the_previous_file(tmp_path: Path, disk: Disk) -> None:
+def test_full_disk_while_writing_label_files_keeps_the_previous_ones(tmp_path: Path, disk: Disk) -> None:
     pairs, out = tmp_path / "pairs", disk.root / "labels"
-    write_pair_dataset(pairs, _records(10), gap_steps=100)
+    n = 10
+    write_pair_dataset(pairs, _records(n), gap_steps=100)
     with TGIDouble() as llm:
         assert _job(pairs, out, llm.url).run().state == "succeeded"
         label_file = next((out / "descender").glob("labels-*.parquet"))
         before = (label_file.read_bytes(), (out / "descender" / "manifest.json").read_bytes())
-        disk.fill()
+        done = [0]
+
+        def fill_after_the_last_label(k: int) -> None:
+            done[0] += k
+            if done[0] == n:  # every ascender label is in the ledger; the label files come next
+                disk.fill()
+
+        # A second job adds a skill; at its end it writes the label files of both from the ledger.
         try:
-            status = _job(pairs, out, llm.url).run()  # a re-run rewrites the label files from the ledger
+            status = _job(pairs, out, llm.url, skills=(Skill.DESCENDER, Skill.ASCENDER),
+                          on_progress=fill_after_the_last_label).run()
         finally:
             disk.free()
-    assert status.state == "failed"
-    assert str(label_file) in status.error or str(out / "ledger") in status.error, status.error
-    assert (label_file.read_bytes(), (out / "descender" / "manifest.json").read_bytes()) == before
-    assert read_labels(out, "descender").num_rows == 10
-    assert not _temp_files(out), _temp_files(out)
+        assert status.state == "failed"
+        assert str(label_file) in status.error and "cannot write" in status.error, status.error
+        assert (label_file.read_bytes(), (out / "descender" / "manifest.json").read_bytes()) == before
+        assert read_labels(out, "descender").num_rows == n
+        assert not _temp_files(out), _temp_files(out)
+        asked = len(llm.requests)
+        status = _job(pairs, out, llm.url, skills=(Skill.DESCENDER, Skill.ASCENDER)).run()  # room again
+        assert status.state == "succeeded" and len(llm.requests) == asked  # nothing asked twice
+    dataset = read_pair_dataset(pairs)
+    for skill in ("descender", "ascender"):
+        assert read_labels(out, skill, pairs=dataset, require_complete=True).num_rows == n
 
 
 def test_full_disk_in_the_artifact_store_names_the_file_and_keeps_the_others(tmp_path: Path, disk: Disk) -> None:
