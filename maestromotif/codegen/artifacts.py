@@ -10,9 +10,11 @@ report says ``valid`` load into a controller.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -186,6 +188,23 @@ class ArtifactStore:
             raise ArtifactError(f"artifact file {path} holds code with SHA-256 {record.sha256}, not {sha} "
                                 "(renamed or tampered with)")
         return record
+
+    def clean_temp(self, min_age_s: float = 600.0) -> list[Path]:
+        """Remove temp files a writer killed mid-write left (``.<sha>.json.*.tmp``), older than ``min_age_s``.
+
+        Readers never see them (only ``<sha>.json`` is read); the age spares a writer still at work
+        in another process sharing the folder. Returns what was removed.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for path in self.root.glob(".*.json.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= min_age_s:
+                    path.unlink()
+                    removed.append(path)
+        return removed
 
     def list(self) -> list[ArtifactSummary]:
         """Every artifact file, oldest first; files that do not load are listed with their error."""

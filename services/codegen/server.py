@@ -130,6 +130,8 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
         self.config = config
         self.backend = backend
         self.store = ArtifactStore(config.store_dir)
+        for stale in self.store.clean_temp():  # left by a writer killed mid-write (readers never see them)
+            log.info("removed stale temp file %s", stale)
         self.observer = PromObserver(registry)
         self.generator = Generator(backend, self.store, observer=self.observer)
         self.stopping = stopping

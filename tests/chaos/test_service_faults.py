@@ -405,6 +405,21 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
                       "children_alive_right_after_kill": len(leaked)}))
 
 
+def test_artifact_temp_files_of_a_killed_writer_are_ignored_then_cleaned(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    sha = _stored_policy(store)
+    # What atomic_write leaves when killed between mkstemp and rename: half a JSON file.
+    stale = store.root / f".{'0' * 64}.json.abc123.tmp"
+    fresh = store.root / f".{'1' * 64}.json.def456.tmp"
+    for path in (stale, fresh):
+        path.write_text(store.path(sha).read_text()[:100])
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert [s.sha256 for s in store.list()] == [sha] and all(s.error is None for s in store.list())
+    assert store.clean_temp(min_age_s=600) == [stale]
+    assert fresh.exists() and not stale.exists()  # a writer may still be at work on the fresh one
+
+
 def _stored_policy(store: ArtifactStore, code: str = GOOD_POLICY) -> str:
     report = validate_code(code, ArtifactKind.TASK_POLICY)
     assert report.valid, report.errors
