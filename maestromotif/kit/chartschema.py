@@ -30,6 +30,7 @@ DEPLOYED = ("learner", "actors", "reward", "codegen", "agent")
 COMMON_MANAGED = frozenset({
     "host", "port", "metrics_enabled", "metrics_host", "metrics_port", "auth_token", "auth_token_file",
     "tls_cert_file", "tls_key_file", "tls_client_ca_file", "peer_tls_ca_file",
+    "peer_tls_cert_file", "peer_tls_key_file", "peer_tls_server_name",
 })
 MANAGED = {
     "learner": {"train_dir"},

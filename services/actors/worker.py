@@ -42,6 +42,9 @@ class WorkerSettings:
     deadline_s: float
     auth_token: str | None
     tls_ca_file: str | None
+    tls_client_cert_file: str | None  # mTLS: the certificate the learner's client CA must have signed
+    tls_client_key_file: str | None
+    tls_server_name: str | None
     max_message_bytes: int
     backoff_initial_s: float
     backoff_max_s: float
@@ -111,6 +114,9 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
         deadline_s=settings.deadline_s,
         auth_token=settings.auth_token,
         tls_ca_file=Path(settings.tls_ca_file) if settings.tls_ca_file else None,
+        tls_client_cert_file=Path(settings.tls_client_cert_file) if settings.tls_client_cert_file else None,
+        tls_client_key_file=Path(settings.tls_client_key_file) if settings.tls_client_key_file else None,
+        tls_server_name=settings.tls_server_name,
         max_message_bytes=settings.max_message_bytes,
     )
     channel = make_channel(settings.learner_address, options)
