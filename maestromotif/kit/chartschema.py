@@ -245,6 +245,12 @@ def build_schema() -> dict[str, Any]:
                 "existingSecret": {"type": "string"},
                 "existingSecretKey": {"type": "string", "minLength": 1},
             }),
+            "tls": _obj({
+                "enabled": {"type": "boolean"},
+                "mutual": {"type": "boolean"},
+                "secretName": {"type": "string"},
+                "serverName": {"type": "string"},
+            }),
             "llm": {
                 **_obj({
                     "provider": {"enum": ["embedded", "tgi", "external"]},

@@ -426,6 +426,8 @@ def test_schema_accepts_the_value_sets(name: str) -> None:
 
 BAD_VALUES = {
     "negative replicas": {"actors": {"replicas": -1}},
+    "tls as text": {"tls": {"enabled": "yes"}},
+    "unknown tls key": {"tls": {"mtls": True}},
     "replicas as text": {"actors": {"replicas": "two"}},
     "unknown top-level key": {"learnr": {"enabled": True}},
     "unknown component key": {"actors": {"replica": 3}},
@@ -517,6 +519,7 @@ BASE_EGRESS = {
 }
 EXPECTED_CALLS = {
     "default": (BASE_INGRESS, BASE_EGRESS),
+    "tls-mtls": (BASE_INGRESS, BASE_EGRESS),  # TLS changes no edge (its exec probes stay on the pod's loopback)
     "tgi": (BASE_INGRESS | {("codegen", "tgi", 8080), ("annotation", "tgi", 8080)},
             BASE_EGRESS | {("codegen", "tgi", 8080), ("annotation", "tgi", 8080), ("tgi", "any", 443),
                            ("codegen", "dns", 53), ("annotation", "dns", 53), ("tgi", "dns", 53)}),

@@ -65,7 +65,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
     ca = _ca(d, "maestromotif-test-ca")
     rogue_ca = _ca(d, "rogue-ca")
-    server = _leaf(d, "server", ca, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
+    server = _leaf(d, "server", ca, "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:mm-maestromotif-reward,DNS:mm-maestromotif-learner\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
     client = _leaf(d, "client", ca, "extendedKeyUsage=clientAuth\n")
     rogue = _leaf(d, "rogue", rogue_ca, "extendedKeyUsage=clientAuth\n")
     return Pki(ca[0], server[0], server[1], client[0], client[1], rogue[0], rogue[1])
