@@ -136,7 +136,10 @@ def test_every_deployment_has_probes_and_resources(rendered: tuple[str, list[dic
                 assert probe in c, where
             res = c["resources"]
             assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"], where
-            if c["name"] in GRPC:  # our services: native gRPC probes on the health service
+            if c["name"] in GRPC and "exec" in c["livenessProbe"]:  # tls.enabled: the kit's TLS health probe
+                for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                    assert c[probe]["exec"]["command"][:3] == ["python", "-m", "maestromotif.kit.probe"], where
+            elif c["name"] in GRPC:  # our services: native gRPC probes on the health service
                 assert c["livenessProbe"]["grpc"]["port"] == GRPC[c["name"]], where
                 assert c["readinessProbe"]["grpc"]["port"] == GRPC[c["name"]], where
 
