@@ -163,6 +163,9 @@ def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
     opts: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", options.max_message_bytes),
+        # gRPC's default (8 KiB) refuses the agent's maestromotif-generation-result-bin trailer
+        # (the codegen report of a refused ComposeTask, 15 KB seen) with RESOURCE_EXHAUSTED.
+        ("grpc.max_metadata_size", 1024 * 1024),
         ("grpc.keepalive_time_ms", int(options.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),
