@@ -21,7 +21,7 @@ from maestromotif.kit.server import start
 
 pytest.importorskip("helm_python")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "helm"))
-from helmchart import FULL, render  # noqa: E402
+from helmchart import FULL, notes, render  # noqa: E402
 
 TLS_ON = {"tls": {"enabled": True, "mutual": True, "secretName": "mm-tls"}}
 DEPLOYED = ("learner", "actors", "reward", "codegen", "agent")
@@ -46,6 +46,8 @@ def test_tls_values_reach_every_service() -> None:
         assert {"name": "tls", "mountPath": "/etc/maestromotif/tls", "readOnly": True} in container["volumeMounts"]
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             assert container[probe]["exec"]["command"][:3] == ["python", "-m", "maestromotif.kit.probe"], (svc, probe)
+    text = notes(TLS_ON)
+    assert "grpcurl -cacert ca.crt -cert tls.crt -key tls.key" in text and "-plaintext" not in text
     # TLS off (the default): native gRPC probes, no TLS settings.
     plain = render({})
     config = json.loads(_one(plain, "ConfigMap", f"{FULL}-reward")["data"]["config.yaml"])
