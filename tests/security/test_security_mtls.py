@@ -131,3 +131,40 @@ def test_agent_composes_through_codegen_over_mtls(pki: Pki, tmp_path: Path) -> N
                     assert not refused
                 except grpc.RpcError as exc:
                     assert refused and exc.code() == grpc.StatusCode.UNAVAILABLE, exc
+
+
+def test_actors_stream_to_the_learner_only_with_their_client_certificate(pki: Pki, tmp_path: Path) -> None:
+    """actors -> learner over mTLS: the worker processes present peer_tls_cert_file (spawned, so the
+    settings travel through WorkerSettings); without it the learner never sees them connect."""
+    import time
+
+    from maestromotif.v1 import learner_pb2, learner_pb2_grpc
+
+    with running(load_spec("reward"), client=_mutual(pki), init_random=True, threads=1, **_server_tls(pki)) as reward, \
+            running(load_spec("learner"), client=_mutual(pki), reward_address=reward.address,
+                    train_dir=str(tmp_path / "runs"), preset="small", batch_size=256,
+                    peer_tls_ca_file=str(pki.ca), peer_tls_cert_file=str(pki.client_cert),
+                    peer_tls_key_file=str(pki.client_key), **_server_tls(pki)) as learner:
+        status = learner_pb2_grpc.LearnerStub(learner.channel)
+
+        def connected_within(seconds: float) -> int:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                n = status.GetStatus(learner_pb2.GetStatusRequest()).connected_actors
+                if n:
+                    return int(n)
+                time.sleep(0.5)
+            return 0
+
+        common = dict(learner_address=learner.address, processes=1, seed=3, peer_tls_ca_file=str(pki.ca),
+                      backoff_max_s=1.0, **_server_tls(pki))
+        # Started together: one actor without a client certificate (3 games), one with it (2 games).
+        with running(load_spec("actors"), client=_mutual(pki), envs_per_process=3, actor_name="no-cert", **common), \
+                running(load_spec("actors"), client=_mutual(pki), envs_per_process=2, actor_name="with-cert",
+                        peer_tls_cert_file=str(pki.client_cert), peer_tls_key_file=str(pki.client_key), **common):
+            assert connected_within(120) == 1
+            # The one without a certificate started first and retries every second at most: never let in.
+            for _ in range(6):
+                st = status.GetStatus(learner_pb2.GetStatusRequest())
+                assert (st.connected_actors, st.connected_envs) == (1, 2)
+                time.sleep(0.5)
