@@ -31,6 +31,10 @@ test: install  ## install and run the whole test suite
 fuzz: install  ## fuzz every RPC of reward, learner, annotator (hypothesis; also part of make test)
 	$(PY) -m pytest tests/fuzz -q
 
+.PHONY: security
+security: install  ## tokens, mTLS, secret leaks, sandbox corpus, chart TLS (issue 15.4; also part of make test)
+	$(PY) -m pytest tests/security tests/codegen/test_codegen_corpus.py -q
+
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
 	$(PY) -m benchmarks
 

@@ -80,10 +80,15 @@ def _print_result(summary: dict[str, Any], code: str, report: dict[str, Any], as
 def _remote(address: str, method: str, request: Any, as_json: bool) -> None:
     import grpc
 
-    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.client import client_options_from_env, make_channel
     from maestromotif.v1 import codegen_pb2_grpc
 
-    channel = make_channel(address, ClientOptions(deadline_s=3600.0))
+    try:  # token and TLS from MAESTROMOTIF_CLIENT_* (never from the command line)
+        options = client_options_from_env(deadline_s=3600.0)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    channel = make_channel(address, options)
     try:
         reply = getattr(codegen_pb2_grpc.CodegenStub(channel), method)(request)
     except grpc.RpcError as exc:

@@ -42,6 +42,9 @@ class WorkerSettings:
     deadline_s: float
     auth_token: str | None
     tls_ca_file: str | None
+    tls_client_cert_file: str | None  # mTLS: the certificate the learner's client CA must have signed
+    tls_client_key_file: str | None
+    tls_server_name: str | None
     max_message_bytes: int
     backoff_initial_s: float
     backoff_max_s: float
@@ -81,15 +84,30 @@ def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, 
     )
 
 
+def client_options(settings: WorkerSettings) -> Any:
+    """The worker's channel options to the learner: deadline, token, TLS and (mTLS) client certificate."""
+    from pathlib import Path
+
+    from maestromotif.kit.client import ClientOptions
+
+    return ClientOptions(
+        deadline_s=settings.deadline_s,
+        auth_token=settings.auth_token,
+        tls_ca_file=Path(settings.tls_ca_file) if settings.tls_ca_file else None,
+        tls_client_cert_file=Path(settings.tls_client_cert_file) if settings.tls_client_cert_file else None,
+        tls_client_key_file=Path(settings.tls_client_key_file) if settings.tls_client_key_file else None,
+        tls_server_name=settings.tls_server_name,
+        max_message_bytes=settings.max_message_bytes,
+    )
+
+
 def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
     """Process entry point. ``events`` is a multiprocessing queue of statistics for the parent."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from pathlib import Path
-
     from tenacity import Retrying, retry_if_exception, stop_any, wait_exponential_jitter
 
     from maestromotif.env.vec import VecEnv
-    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.client import make_channel
     from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
     def emit(*event: Any) -> None:
@@ -107,13 +125,7 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
     time_outs = np.zeros(n, np.uint8)
     finished: list[Any] = []
     total_steps = 0
-    options = ClientOptions(
-        deadline_s=settings.deadline_s,
-        auth_token=settings.auth_token,
-        tls_ca_file=Path(settings.tls_ca_file) if settings.tls_ca_file else None,
-        max_message_bytes=settings.max_message_bytes,
-    )
-    channel = make_channel(settings.learner_address, options)
+    channel = make_channel(settings.learner_address, client_options(settings))
     stub = learner_pb2_grpc.LearnerStub(channel)
 
     class _Stop(Exception):
