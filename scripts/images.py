@@ -339,10 +339,14 @@ def merge_report(key: str, data: dict[str, object]) -> None:
         for name, rec in data["targets"].items():  # type: ignore[attr-defined]
             prev = old.get(name)
             if prev and rec["steps"] and rec["steps_cached"] == rec["steps"] and prev.get("steps_cached", 0) < prev.get("steps", 1):
-                merged[name] = {**prev, "cached_rebuild_seconds": rec["seconds"]}
+                # the image may have changed since (built by another target's run): its size is today's
+                merged[name] = {**prev, "size_bytes": rec["size_bytes"], "cached_rebuild_seconds": rec["seconds"]}
             else:
                 merged[name] = rec
         data["targets"] = merged
+    if key == "test" and "test" in current:
+        # `--targets` runs add up: keep results of images not tested in this run
+        data["results"] = {**current["test"].get("results", {}), **data["results"]}  # type: ignore[dict-item]
     current[key] = data
     path.write_text(json.dumps(current, indent=2) + "\n")
     say(f"report: {path.relative_to(ROOT)}")
@@ -460,8 +464,13 @@ _ISOLATION = """
 import json
 from maestromotif.codegen.validate import validate_code
 from maestromotif.skills.reference import reference_source
+from maestromotif.codegen.isolation import run_isolated
 r = validate_code(reference_source("gnomish"), "task_policy")
-print("ISOLATION", json.dumps({"valid": r.valid, "layers": list(r.isolation)}))
+# Code past the allow-list (as in tests/codegen) tries the network from the isolated child.
+probe = run_isolated("import socket\\ns = socket.socket()\\ns.connect(('127.0.0.1', 9))\\nemit('connected')",
+                     preload=("socket",))
+print("ISOLATION", json.dumps({"valid": r.valid, "layers": list(r.isolation),
+                               "connect": probe.error or "connected", "connected": "connected" in probe.events}))
 """
 
 
@@ -521,13 +530,13 @@ def workload_codegen(docker: Docker, cid: str, port: int, mport: int) -> dict[st
     if not line:
         raise ImagesError(f"codegen: isolation probe failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
     isolation = json.loads(line[len("ISOLATION "):])
-    if not isolation["valid"] or not {"netns", "seccomp"} & set(isolation["layers"]):
+    if not isolation["valid"] or not {"netns", "seccomp"} & set(isolation["layers"]) or isolation["connected"]:
         raise ImagesError(f"codegen: validation in the container had no network isolation: {isolation}")
     verdicts = metric_samples(mport, "maestromotif_codegen_stage_verdicts_total")
     if not verdicts:
         raise ImagesError("codegen: maestromotif_codegen_stage_verdicts_total has no samples after ValidateCode")
     return {"validate_code": {"valid": True, "checks": [n for n, _ in checks], "seconds": round(seconds, 1)},
-            "isolation_layers": isolation["layers"], "model": info.model_version,
+            "isolation_layers": isolation["layers"], "child_connect": isolation["connect"], "model": info.model_version,
             "backend": info.details.get("backend", ""), "stage_verdict_samples": len(verdicts)}
 
 
@@ -681,6 +690,7 @@ def test(args: argparse.Namespace) -> int:
                 failures.append(str(exc))
                 say(f"[{i}/{len(plan)}] FAILED: {exc}")
                 continue
+            res["tested_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             results[key] = res
             say(f"[{i}/{len(plan)}] {service}: SERVING after {res['seconds_to_serving']} s, "
                 f"/metrics {res['metric_families']} families ({res['project_metric_families']} maestromotif_*), "
