@@ -60,7 +60,7 @@ clean:  ## remove the virtual environment
 images:  ## build every service image (local Debian base; starts its own dockerd)
 	nice -n 10 $(PYTHON) scripts/images.py build $(IMAGES_ARGS)
 
-images-test: install  ## start each image read-only as uid 10001; check gRPC health and /metrics
+images-test: install  ## start every service (agent from the actors image) read-only as uid 10001: gRPC health, /metrics, codegen/agent requests
 	$(PY) scripts/images.py test $(IMAGES_ARGS)
 
 lock-cuda:  ## re-resolve docker/requirements-cuda.lock (CUDA torch for the GPU images; needs PyPI)
