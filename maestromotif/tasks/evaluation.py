@@ -201,8 +201,8 @@ def build_untrained(preset: str, seed: int, device: str = "cpu") -> tuple[Any, d
     from maestromotif.training.settings import TrainingSettings
     from maestromotif.training.sf2 import build_sf2_config, quiet_sf2_logs
 
+    quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
     register_policy_model()
-    quiet_sf2_logs()
     cfg = build_sf2_config(TrainingSettings(preset=preset, device=device), tempfile.gettempdir(), "untrained")
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)

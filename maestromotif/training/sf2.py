@@ -202,8 +202,8 @@ class LearnerDriver:
         from sample_factory.algo.utils.model_sharing import ParameterServer
         from sample_factory.cfg.arguments import preprocess_cfg
 
+        quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
         register_policy_model()
-        quiet_sf2_logs()
         self.settings = settings
         self.cfg = build_sf2_config(settings, train_dir, experiment)
         self.env_info = build_env_info()
@@ -294,8 +294,8 @@ def load_policy_for_inference(checkpoint: str | os.PathLike, device: str = "auto
     """Build the actor-critic from a checkpoint file alone (serve mode); returns (model, info)."""
     from sample_factory.model.actor_critic import create_actor_critic
 
+    quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
     register_policy_model()
-    quiet_sf2_logs()
     target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     try:
         data = torch.load(checkpoint, map_location=target, weights_only=True)
