@@ -31,6 +31,10 @@ test: install  ## install and run the whole test suite
 fuzz: install  ## fuzz every RPC of reward, learner, annotator (hypothesis; also part of make test)
 	$(PY) -m pytest tests/fuzz -q
 
+.PHONY: chaos
+chaos: install  ## fault tests (kill -9 of real service processes, corrupted files, full disk) and the training soak
+	$(PY) -m pytest tests/chaos -q -m "chaos or not chaos"
+
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
 	$(PY) -m benchmarks
 

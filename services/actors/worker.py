@@ -8,6 +8,7 @@ again with jittered exponential backoff and carries on with the same games.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -99,13 +100,13 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
         return bool(settings.parent_pid) and os.getppid() != settings.parent_pid
 
     def should_stop() -> bool:
-        if stop.is_set():
+        if stop.is_set() or stop_local.is_set():
             return True
         if orphaned():
             log.warning("actor %d: the actor service (pid %d) is gone; stopping", settings.index, settings.parent_pid)
             stop_local.set()
             return True
-        return stop_local.is_set()
+        return False
 
     stop_local = threading.Event()
 
@@ -210,6 +211,11 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
         channel.close()
         env.close()
         emit("exit", total_steps)
+        if orphaned():
+            # nobody reads the statistics any more: exiting must not wait to flush them into
+            # a full pipe (the process would hang there)
+            with contextlib.suppress(Exception):
+                events.cancel_join_thread()
 
 
 def _version() -> str:

@@ -24,151 +24,30 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-import grpc
 import numpy as np
 import pytest
 import torch
+from training_cluster import BATCH, ROLLOUT, Cluster, assert_accounting, free_port, loads, outcome, record, wait_for
 
-from maestromotif.kit.local import LocalProcesses, ServiceProcess
+from maestromotif.kit.local import LocalProcesses
 from maestromotif.training.acting import act
 from maestromotif.training.settings import TrainingSettings
 from maestromotif.training.sf2 import (
     CORRUPT_SUFFIX,
     CheckpointWriteError,
     LearnerDriver,
-    checkpoint_files,
     rnn_size_of,
 )
 from maestromotif.training.trajectories import RolloutBuffer, StepObservation, Trajectories, build_batch
-from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
 torch.set_num_threads(1)
-
-BATCH = 256  # 8 envs x rollout 32
-ROLLOUT = 32
-
-
-# --- helpers (real processes on loopback) ---------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``cond`` until true; AssertionError naming ``what`` after ``timeout_s`` (a deadline, not a timing)."""
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            if cond():
-                return
-        except (grpc.RpcError, OSError):
-            pass  # a service that is restarting answers nothing yet
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-
-
-def scrape(metrics_port: int) -> dict[str, float]:
-    """One /metrics scrape: ``name`` or ``name{k=v,...}`` -> value."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            out[f"{sample.name}{{{labels}}}" if labels else sample.name] = float(sample.value)
-    return out
-
-
-def status(address: str) -> learner_pb2.LearnerStatus:
-    with grpc.insecure_channel(address) as channel:
-        return learner_pb2_grpc.LearnerStub(channel).GetStatus(learner_pb2.GetStatusRequest(), timeout=10)
-
-
-class Cluster:
-    """reward + learner + actors as real processes; kill -9 and restart any of them on its port."""
-
-    def __init__(self, tmp: Path, *, checkpoint_every: int = 4 * BATCH, actor_processes: int = 1,
-                 envs_per_process: int = 8) -> None:
-        self.tmp = tmp
-        self.train_dir = tmp / "runs"
-        self.procs = LocalProcesses(grace_s=10.0, log_dir=tmp / "logs",
-                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
-        self.ports = {name: (free_port(), free_port()) for name in ("reward", "learner", "actors")}
-        self.sets = {
-            "reward": ["init_random=true", "threads=1"],
-            "learner": [
-                f"reward_address={self.address('reward')}", f"train_dir={self.train_dir}", "preset=small",
-                f"batch_size={BATCH}", f"rollout={ROLLOUT}", f"checkpoint_every_samples={checkpoint_every}",
-                "checkpoint_on_exit=false", "torch_threads=1", "reward_deadline_s=10",
-            ],
-            "actors": [
-                f"learner_address={self.address('learner')}", f"processes={actor_processes}",
-                f"envs_per_process={envs_per_process}", "seed=7", "backoff_max_s=1.0",
-            ],
-        }
-        self.current: dict[str, ServiceProcess] = {}
-
-    def address(self, name: str) -> str:
-        return f"127.0.0.1:{self.ports[name][0]}"
-
-    def start(self, name: str) -> ServiceProcess:
-        port, mport = self.ports[name]
-        sp = self.procs.start(name, port, mport, self.sets[name], timeout_s=240)
-        self.current[name] = sp
-        return sp
-
-    def kill9(self, name: str) -> int:
-        """SIGKILL the service process only (not its group): what the OOM killer or a crash does."""
-        sp = self.current[name]
-        os.kill(sp.proc.pid, signal.SIGKILL)
-        sp.proc.wait(timeout=30)
-        return sp.proc.pid
-
-    def status(self) -> learner_pb2.LearnerStatus:
-        return status(self.address("learner"))
-
-    def metrics(self, name: str = "learner") -> dict[str, float]:
-        return scrape(self.ports[name][1])
-
-    def log(self, name: str) -> str:
-        return (self.tmp / "logs" / f"{name}.log").read_text(errors="replace")
-
-    def checkpoints(self) -> list[str]:
-        return checkpoint_files(self.train_dir / "policy" / "checkpoint_p0")
-
-    def __enter__(self) -> Cluster:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.procs.stop()  # SIGTERM then SIGKILL to every process group, orphans included
-
-
-def assert_accounting(m: dict[str, float]) -> None:
-    """No rollout trained twice or half-filled, from the learner's own counters (this process)."""
-    trained = m["maestromotif_learner_trajectories_trained_total"]
-    accepted = m["maestromotif_learner_trajectories_accepted_total"]
-    samples = m["maestromotif_learner_samples_trained_total"]
-    assert samples == trained * ROLLOUT, (samples, trained)
-    assert trained <= accepted, (trained, accepted)
-    assert trained % (BATCH // ROLLOUT) == 0  # whole batches only
-
-
-def loads(path: str) -> bool:
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    return isinstance(data, dict) and {"train_step", "env_steps", "model", "optimizer"} <= set(data)
 
 
 # --- fast: the checkpoint store ---------------------------------------------------------------
@@ -298,17 +177,13 @@ def test_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tmp_path: P
         assert resumed.policy_version == 3
 
 
-# --- fast: the engine holds back while a real reward process is dead ---------------------------
+# --- the engine holds back while the reward service is gone ----------------------------------
 
 
-def test_reward_service_killed_engine_holds_back_bounded_and_continues(tmp_path: Path,
-                                                                       caplog: pytest.LogCaptureFixture) -> None:
-    """The learner's engine with a real RewardClient; the reward service is a real process, killed -9."""
-    from maestromotif.kit.client import ClientOptions, make_channel
-    from maestromotif.training.engine import EngineObserver, TrainingEngine
-    from services.learner.server import RewardClient
+def _recorder() -> Any:
+    from maestromotif.training.engine import EngineObserver
 
-    class Outages(EngineObserver):
+    class Recorder(EngineObserver):
         def __init__(self) -> None:
             self.events: list[tuple[bool, int]] = []
             self.dropped: dict[str, int] = {}
@@ -319,6 +194,94 @@ def test_reward_service_killed_engine_holds_back_bounded_and_continues(tmp_path:
         def on_dropped(self, trajectories: int, reason: str) -> None:
             self.dropped[reason] = self.dropped.get(reason, 0) + trajectories
 
+    return Recorder()
+
+
+def test_engine_holds_back_while_rewards_are_unavailable_and_never_trains_without_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unit test of the engine's hold-back: its score_fn raises RewardUnavailable while "down".
+
+    (The same with a real reward process killed by SIGKILL is the chaos test below.)
+    """
+    from maestromotif.training.engine import RewardUnavailable, TrainingEngine
+
+    up = threading.Event()
+    up.set()
+    scored_while_down: list[int] = []
+
+    def score(skills: np.ndarray, messages: np.ndarray, stat_changes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        if not up.is_set():
+            scored_while_down.append(len(skills))
+            raise RewardUnavailable("UNAVAILABLE: connection refused")
+        return (skills == 1).astype(np.float32)
+
+    driver = LearnerDriver(_settings(), tmp_path, "exp")
+    observer = _recorder()
+    engine = TrainingEngine(
+        driver.actor_critic, "cpu", rnn_size_of(driver.actor_critic), driver=driver, score_fn=score,
+        rollout=ROLLOUT, batch_size=BATCH, observer=observer, lock=driver.lock, max_backlog_batches=1.0,
+        reward_retry_initial_s=0.05, reward_retry_max_s=0.2,
+    )
+    n_envs = 8
+    actor = engine.add_actor(n_envs, "test")
+    engine.claim(actor)
+    stop = threading.Event()
+    steps = [0]
+    failures: list[BaseException] = []
+    STEP_TIMEOUT_S = 1.0  # an actor's step waits this long for actions, unless the engine holds back
+
+    def actor_loop() -> None:
+        rng = np.random.default_rng(3)
+        try:
+            while not stop.is_set():
+                engine.step(actor, random_obs(rng, n_envs), timeout_s=STEP_TIMEOUT_S)
+                steps[0] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    thread = threading.Thread(target=actor_loop, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: engine.policy_version >= 1, 60, "a training step")
+        with caplog.at_level(logging.INFO, logger="maestromotif.training.engine"):
+            up.clear()
+            down_at = time.monotonic()
+            wait_for(lambda: engine.holding_back and engine.backlog > engine.backlog_limit
+                     and engine.trajectories_accepted - engine.trajectories_trained < BATCH // ROLLOUT, 60,
+                     "the backlog at its bound and training through what was scored")
+            accepted, trained, steps_then = engine.trajectories_accepted, engine.trajectories_trained, steps[0]
+            # stay down for several step timeouts, with more failed retries meanwhile
+            tries = len(scored_while_down)
+            wait_for(lambda: len(scored_while_down) >= tries + 5 and time.monotonic() - down_at > 4 * STEP_TIMEOUT_S,
+                     30, "an outage longer than the actor's step timeout")
+            assert steps[0] <= steps_then + 1  # the actor is paused, and its step did not time out
+            assert engine.backlog <= engine.backlog_limit + n_envs
+            assert (engine.trajectories_accepted, engine.trajectories_trained) == (accepted, trained)
+            assert observer.dropped.get("reward", 0) == 0 and not failures
+            version = engine.policy_version
+            up.set()
+            wait_for(lambda: engine.policy_version >= version + 2, 60, "training to continue")
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("holding back training" in m and "bounded at" in m for m in messages)
+        assert any("reachable again" in m for m in messages)
+        assert [active for active, _ in observer.events] == [True, False]
+        assert observer.dropped.get("reward", 0) == 0 and not failures
+        assert engine.samples_trained_here == engine.trajectories_trained * ROLLOUT
+    finally:
+        stop.set()
+        engine.close(save=False)
+        thread.join(timeout=30)
+
+
+@pytest.mark.chaos
+def test_reward_service_killed_engine_holds_back_bounded_and_continues(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """The learner's engine with a real RewardClient; the reward service is a real process, killed -9."""
+    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.training.engine import TrainingEngine
+    from services.learner.server import RewardClient
+
     procs = LocalProcesses(grace_s=5.0, log_dir=tmp_path / "logs", env={**os.environ, "OMP_NUM_THREADS": "1"})
     port, mport = free_port(), free_port()
     reward_sets = ["init_random=true", "threads=1"]
@@ -326,7 +289,7 @@ def test_reward_service_killed_engine_holds_back_bounded_and_continues(tmp_path:
         reward = procs.start("reward", port, mport, reward_sets, timeout_s=180)
         driver = LearnerDriver(_settings(), tmp_path, "exp")
         channel = make_channel(f"127.0.0.1:{port}", ClientOptions(deadline_s=10.0, max_backoff_s=1.0))
-        observer = Outages()
+        observer = _recorder()
         engine = TrainingEngine(
             driver.actor_critic, "cpu", rnn_size_of(driver.actor_critic), driver=driver,
             score_fn=RewardClient(channel, 10.0), rollout=ROLLOUT, batch_size=BATCH, observer=observer,
@@ -402,9 +365,11 @@ def test_actor_service_killed_and_restarted_reconnects_and_training_continues(tm
             c.start(name)
         wait_for(lambda: c.status().policy_version >= 3 and c.status().connected_actors == 2, 300,
                  "training with 2 connected actor workers")
+        rounds = []
         for round_ in range(2):
             workers = [p.pid for p in psutil.Process(c.current["actors"].proc.pid).children()
-                       if "python" in p.name()]
+                       if "spawn_main" in " ".join(p.cmdline())]  # the worker processes
+            assert len(workers) == 2
             before = c.status()
             time.sleep(random.uniform(0, 3))  # a random moment during training (not an assertion)
             c.kill9("actors")
@@ -419,9 +384,12 @@ def test_actor_service_killed_and_restarted_reconnects_and_training_continues(tm
             assert after.env_steps > before.env_steps and after.samples_trained > before.samples_trained
             assert after.samples_trained == after.policy_version * BATCH
             assert_accounting(c.metrics())
+            rounds.append({"killed_at_version": before.policy_version, "workers_killed": len(workers),
+                           "version_after": after.policy_version})
         m = c.metrics()
         assert m["maestromotif_learner_dropped_trajectories_total{reason=reward}"] == 0
         assert m["maestromotif_learner_dropped_trajectories_total{reason=malformed}"] == 0
+        record("actor_service_kill9", {"rounds": rounds, "learner": outcome(m)})
 
 
 @pytest.mark.chaos
@@ -432,6 +400,7 @@ def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp
         for name in ("reward", "learner", "actors"):
             c.start(name)
         previous_version = 0
+        rounds = []
         for round_ in range(3):
             wait_for(lambda: c.status().policy_version >= previous_version + 3, 300, f"training (round {round_})")
             time.sleep(random.uniform(0, 2))  # a random moment
@@ -440,6 +409,7 @@ def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp
             # nothing half-written: every finished checkpoint file loads (a temp file may remain)
             found = c.checkpoints()
             assert found and all(loads(p) for p in found)
+            leftover = [p for p in Path(found[-1]).parent.iterdir() if p.name.endswith((".tmp", "_temp"))]
             newest = found[-1]
             version = int(Path(newest).name.split("_")[1])
             assert version >= int(Path(before.last_checkpoint).name.split("_")[1])
@@ -454,6 +424,10 @@ def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp
             wait_for(lambda: c.status().policy_version >= version + 2, 240, "training after the restart")
             assert_accounting(c.metrics())
             previous_version = c.status().policy_version
+            rounds.append({"version_at_kill": before.policy_version, "resumed_version": version,
+                           "steps_lost": before.policy_version - version, "checkpoint_files_loaded": len(found),
+                           "temp_files_after_kill": len(leftover), "env_steps_resumed": resumed.env_steps})
+        record("learner_kill9", {"rounds": rounds, "learner_last_process": outcome(c.metrics())})
 
 
 @pytest.mark.chaos
@@ -500,3 +474,9 @@ def test_reward_service_killed_learner_holds_back_bounded_and_never_trains_witho
         assert m["maestromotif_learner_dropped_trajectories_total{reason=reward}"] == 0
         assert_accounting(m)
         assert "reachable again" in c.log("learner")
+        record("reward_kill9", {"backlog_limit": limit,
+                                "backlog_during_outage_max": max(x["maestromotif_learner_backlog_trajectories"]
+                                                                 for x in samples),
+                                "accepted_during_outage": samples[-1]["maestromotif_learner_trajectories_accepted_total"]
+                                - held["maestromotif_learner_trajectories_accepted_total"],
+                                "learner": outcome(m)})
