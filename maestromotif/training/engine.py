@@ -283,6 +283,9 @@ class TrainingEngine:
         if actor is not None:
             actor.alive = False
             actor.generation += 1
+            if actor.buffer is not None and actor.buffer.t > 0:
+                # its rollouts in progress are never completed: counted, never trained on
+                self.observer.on_dropped(actor.num_envs, "partial_rollout")
             self._report_actors()
 
     def claim(self, actor_id: str) -> int:

@@ -100,7 +100,7 @@ class _Metrics(EngineObserver):
         )
         self.reward_errors = Counter(p + "reward_call_errors_total", "Failed reward calls", registry=registry)
         self.dropped = Counter(p + "dropped_trajectories_total", "Trajectories dropped", ["reason"], registry=registry)
-        for reason in ("reward", "actor_gone", "malformed"):  # exported at 0 from the start (the engine's reasons)
+        for reason in ("reward", "actor_gone", "malformed", "partial_rollout"):  # exported at 0 from the start (the engine's reasons)
             self.dropped.labels(reason=reason)
         # Accounting: samples_trained_total == trajectories_trained_total * rollout, and
         # trained <= accepted (each scored trajectory is trained on at most once).

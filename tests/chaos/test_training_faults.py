@@ -389,6 +389,9 @@ def test_actor_service_killed_and_restarted_reconnects_and_training_continues(tm
         m = c.metrics()
         assert m["maestromotif_learner_dropped_trajectories_total{reason=reward}"] == 0
         assert m["maestromotif_learner_dropped_trajectories_total{reason=malformed}"] == 0
+        # the killed workers' rollouts in progress were counted as lost (a kill lands at step 0 of
+        # a rollout for all four workers with probability (1/32)^4)
+        assert m["maestromotif_learner_dropped_trajectories_total{reason=partial_rollout}"] > 0
         record("actor_service_kill9", {"rounds": rounds, "learner": outcome(m)})
 
 
