@@ -395,6 +395,18 @@ def test_actor_service_killed_and_restarted_reconnects_and_training_continues(tm
         record("actor_service_kill9", {"rounds": rounds, "learner": outcome(m)})
 
 
+def kill_during_checkpoint_write(c: Cluster, timeout_s: float = 120.0) -> bool:
+    """Poll the checkpoint folder every millisecond; SIGKILL the learner as soon as a temp file appears."""
+    folder = c.train_dir / "policy" / "checkpoint_p0"
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if any(n.startswith(".checkpoint_") and n.endswith(".tmp") for n in os.listdir(folder)):
+            c.kill9("learner")
+            return True
+        time.sleep(0.001)
+    return False
+
+
 @pytest.mark.chaos
 @pytest.mark.timeout(900)
 def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp_path: Path) -> None:
@@ -404,11 +416,16 @@ def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp
             c.start(name)
         previous_version = 0
         rounds = []
-        for round_ in range(3):
+        for round_ in range(4):
             wait_for(lambda: c.status().policy_version >= previous_version + 3, 300, f"training (round {round_})")
-            time.sleep(random.uniform(0, 2))  # a random moment
             before = c.status()
-            c.kill9("learner")
+            if round_ < 3:
+                time.sleep(random.uniform(0, 2))  # a random moment
+                before = c.status()
+                c.kill9("learner")
+            else:
+                # the last kill lands while a checkpoint is being written (its temp file exists)
+                assert kill_during_checkpoint_write(c), "no checkpoint write seen to kill it during"
             # nothing half-written: every finished checkpoint file loads (a temp file may remain)
             found = c.checkpoints()
             assert found and all(loads(p) for p in found)
@@ -427,7 +444,8 @@ def test_learner_killed_at_random_moments_resumes_from_its_newest_checkpoint(tmp
             wait_for(lambda: c.status().policy_version >= version + 2, 240, "training after the restart")
             assert_accounting(c.metrics())
             previous_version = c.status().policy_version
-            rounds.append({"version_at_kill": before.policy_version, "resumed_version": version,
+            rounds.append({"kill": "random moment" if round_ < 3 else "during a checkpoint write",
+                           "version_at_kill": before.policy_version, "resumed_version": version,
                            "steps_lost": before.policy_version - version, "checkpoint_files_loaded": len(found),
                            "temp_files_after_kill": len(leftover), "env_steps_resumed": resumed.env_steps})
         record("learner_kill9", {"rounds": rounds, "learner_last_process": outcome(c.metrics())})
