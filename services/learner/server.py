@@ -353,8 +353,19 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
         else:
             from maestromotif.training.sf2 import load_policy_for_inference, rnn_size_of
 
-            path = config.checkpoint or _latest_checkpoint(config.train_dir / config.experiment)
-            model, info = load_policy_for_inference(path, device)
+            # a named file must load; otherwise the newest readable one in the folder (an unreadable
+            # newer file is named in the log and skipped, not renamed: serving only reads)
+            candidates = [config.checkpoint] if config.checkpoint else _checkpoints_newest_first(
+                config.train_dir / config.experiment)
+            for i, path in enumerate(candidates):
+                try:
+                    model, info = load_policy_for_inference(path, device)
+                    break
+                except ValueError as exc:
+                    if i == len(candidates) - 1:
+                        raise
+                    self.metrics.checkpoint_unreadable.inc()
+                    log.error("%s; trying the previous checkpoint", exc)
             self.engine = TrainingEngine(
                 model,
                 device,
@@ -491,11 +502,13 @@ def _until_cancelled(it: Iterator[Any]) -> Iterator[Any]:
         return
 
 
-def _latest_checkpoint(folder: Path) -> Path:
-    found = sorted((folder / "checkpoint_p0").glob("checkpoint_*.pth"))
+def _checkpoints_newest_first(folder: Path) -> list[Path]:
+    from maestromotif.training.sf2 import checkpoint_files
+
+    found = checkpoint_files(folder / "checkpoint_p0")
     if not found:
         raise FileNotFoundError(f"checkpoint: none found under {folder / 'checkpoint_p0'}; train first or pass checkpoint=")
-    return found[-1]
+    return [Path(f) for f in reversed(found)]
 
 
 def build(config: LearnerConfig, ctx: ServiceContext) -> Any:

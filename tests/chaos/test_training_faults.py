@@ -46,6 +46,7 @@ from maestromotif.training.sf2 import (
     rnn_size_of,
 )
 from maestromotif.training.trajectories import RolloutBuffer, StepObservation, Trajectories, build_batch
+from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
 torch.set_num_threads(1)
 
@@ -120,9 +121,21 @@ def test_corrupted_latest_checkpoints_are_named_set_aside_and_the_previous_good_
     (v2b,) = _train_and_save(resumed, np.random.default_rng(1), 1)
     assert resumed.latest_checkpoint() == v2b and loads(v2b) and resumed.policy_version == 2
 
+    # serve mode (read-only) skips an unreadable newest file too, naming it, and serves the previous
+    from maestromotif.kit.testing import running
+    from services.learner.server import SPEC as LEARNER
+
+    Path(v2b).write_bytes(b"not a zip")
+    with caplog.at_level(logging.ERROR, logger="maestromotif.learner"):
+        with running(LEARNER, mode="serve", train_dir=str(tmp_path), experiment="exp") as served:
+            stub = learner_pb2_grpc.LearnerStub(served.channel)
+            st = stub.GetStatus(learner_pb2.GetStatusRequest(), timeout=10)
+            assert st.mode == "serving" and st.policy_version == 1 and st.last_checkpoint == v1
+    assert any(f"cannot load {v2b}" in r.getMessage() for r in caplog.records)
+    assert os.path.exists(v2b)  # serving does not rename files
+
     # no readable checkpoint at all: a clear error naming the files, not a silent fresh start
     Path(v1).write_bytes(b"")
-    Path(v2b).write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="no readable checkpoint") as err:
         LearnerDriver(_settings(), tmp_path, "exp")
     assert v1 in str(err.value) and v2b in str(err.value)
