@@ -35,6 +35,10 @@ fuzz: install  ## fuzz every RPC of reward, learner, annotator (hypothesis; also
 security: install  ## tokens, mTLS, secret leaks, sandbox corpus, chart TLS (issue 15.4; also part of make test)
 	$(PY) -m pytest tests/security tests/codegen/test_codegen_corpus.py -q
 
+.PHONY: chaos
+chaos: install  ## fault tests (kill -9 of real service processes, corrupted files, full disk) and the training soak
+	$(PY) -m pytest tests/chaos -q -m "chaos or not chaos"
+
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
 	$(PY) -m benchmarks
 

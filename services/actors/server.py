@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -165,6 +166,7 @@ class ActorPool:
             backoff_initial_s=config.backoff_initial_s,
             backoff_max_s=config.backoff_max_s,
             max_steps=config.max_steps_per_process,
+            parent_pid=os.getpid(),
         )
         for i in range(config.processes):
             self._spawn(i)
