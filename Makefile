@@ -31,6 +31,14 @@ test: install  ## install and run the whole test suite
 fuzz: install  ## fuzz every RPC of reward, learner, annotator, codegen, agent (hypothesis; also in make test; FUZZ_SCALE=10 for more examples)
 	$(PY) -m pytest tests/fuzz -q
 
+.PHONY: security
+security: install  ## tokens, mTLS, secret leaks, sandbox corpus, chart TLS (issue 15.4; also part of make test)
+	$(PY) -m pytest tests/security tests/codegen/test_codegen_corpus.py -q
+
+.PHONY: chaos
+chaos: install  ## fault tests (kill -9 of real service processes, corrupted files, full disk) and the training soak
+	$(PY) -m pytest tests/chaos -q -m "chaos or not chaos"
+
 bench: install  ## run benchmarks/ (each prints a ratio against a same-run baseline)
 	$(PY) -m benchmarks
 
@@ -56,7 +64,7 @@ clean:  ## remove the virtual environment
 images:  ## build every service image (local Debian base; starts its own dockerd)
 	nice -n 10 $(PYTHON) scripts/images.py build $(IMAGES_ARGS)
 
-images-test: install  ## start each image read-only as uid 10001; check gRPC health and /metrics
+images-test: install  ## start every service (agent from the actors image) read-only as uid 10001: gRPC health, /metrics, codegen/agent requests
 	$(PY) scripts/images.py test $(IMAGES_ARGS)
 
 lock-cuda:  ## re-resolve docker/requirements-cuda.lock (CUDA torch for the GPU images; needs PyPI)

@@ -5,6 +5,7 @@ inter-process folder lock for manifest updates."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -15,6 +16,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+# errno values that mean "no room": a full disk, a quota, a file-size limit.
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+class WriteError(OSError):
+    """Writing a file failed (full disk, quota, I/O error). Names the file; the previous
+    content, if any, is unchanged (every writer here is atomic). ``errno`` is the cause's."""
+
+
+def write_error(path: str | os.PathLike[str], exc: BaseException) -> WriteError:
+    """A ``WriteError`` naming ``path`` for a failed write (OSError, or pyarrow's error without an errno)."""
+    code = getattr(exc, "errno", None) or errno.EIO
+    reason = getattr(exc, "strerror", None) or str(exc)
+    if "No space left" in str(exc) and code == errno.EIO:  # pyarrow hides the errno in its message
+        code = errno.ENOSPC
+    return WriteError(code, f"cannot write {path}: {reason}; its previous content, if any, is unchanged")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -28,9 +46,12 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteError):
+            # write() and fsync() errors carry no file name: a full disk would say only "No space left".
+            raise write_error(path, exc) from exc
         raise
 
 

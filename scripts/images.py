@@ -339,10 +339,14 @@ def merge_report(key: str, data: dict[str, object]) -> None:
         for name, rec in data["targets"].items():  # type: ignore[attr-defined]
             prev = old.get(name)
             if prev and rec["steps"] and rec["steps_cached"] == rec["steps"] and prev.get("steps_cached", 0) < prev.get("steps", 1):
-                merged[name] = {**prev, "cached_rebuild_seconds": rec["seconds"]}
+                # the image may have changed since (built by another target's run): its size is today's
+                merged[name] = {**prev, "size_bytes": rec["size_bytes"], "cached_rebuild_seconds": rec["seconds"]}
             else:
                 merged[name] = rec
         data["targets"] = merged
+    if key == "test" and "test" in current:
+        # `--targets` runs add up: keep results of images not tested in this run
+        data["results"] = {**current["test"].get("results", {}), **data["results"]}  # type: ignore[dict-item]
     current[key] = data
     path.write_text(json.dumps(current, indent=2) + "\n")
     say(f"report: {path.relative_to(ROOT)}")
@@ -369,7 +373,8 @@ def select_targets(names: str | None, no_cuda: bool) -> list[Target]:
 SERVICE_ARGS: dict[str, list[str]] = {
     "reward": ["--set", "init_random=true"],
 }
-AGENT_IMAGE = "actors"  # the agent runs from the actors image
+# Services an image serves beside its own ENTRYPOINT's (by command: `maestromotif serve agent`).
+ALSO_SERVES: dict[str, tuple[str, ...]] = {"actors": ("agent",)}
 
 # Beyond health: one short real workload per image, run read-only as uid 10001, that must
 # print "SMOKE OK". The CPU/CUDA checks also prove which torch build the image carries.
@@ -426,10 +431,173 @@ def free_port() -> int:
 
 
 def available_services() -> list[str]:
-    return sorted(p.parent.name for p in (ROOT / "services").glob("*/server.py"))
+    """Every service this tree serves: services/<name>/server.py and the modes a package also
+    serves from its own code and image (``EXTRA_SERVICES``: the actors' agent), as the kit sees them."""
+    from maestromotif.kit.server import available_services as kit_services
+
+    return sorted(kit_services())
+
+
+def serving_plan(targets: list[Target], services: list[str]) -> list[tuple[str, Target]]:
+    """(service, target) for each container `images-test` starts: every target serves its own
+    service, and the image of a package with extra modes serves those too (actors -> agent)."""
+    plan: list[tuple[str, Target]] = []
+    for t in targets:
+        for service in (t.service, *ALSO_SERVES.get(t.name, ())):
+            if service in services:
+                plan.append((service, t))
+    return plan
+
+
+# ---------------------------------------------------------------------------- workloads
+# After SERVING and /metrics, some services get a real request through their own API, and
+# the metrics it must move are read again. Each returns what it saw (for the report).
+_CHECKPOINT = """
+import sys
+from maestromotif.training.settings import TrainingSettings
+from maestromotif.training.sf2 import LearnerDriver
+driver = LearnerDriver(TrainingSettings(preset="small", device="cpu", batch_size=256), sys.argv[1], "exp")
+driver.save({"env_steps": 0})
+print("CHECKPOINT OK")
+"""
+_ISOLATION = """
+import json
+from maestromotif.codegen.validate import validate_code
+from maestromotif.skills.reference import reference_source
+from maestromotif.codegen.isolation import run_isolated
+r = validate_code(reference_source("gnomish"), "task_policy")
+# Code past the allow-list (as in tests/codegen) tries the network from the isolated child.
+probe = run_isolated("import socket\\ns = socket.socket()\\ns.connect(('127.0.0.1', 9))\\nemit('connected')",
+                     preload=("socket",))
+print("ISOLATION", json.dumps({"valid": r.valid, "layers": list(r.isolation),
+                               "connect": probe.error or "connected", "connected": "connected" in probe.events}))
+"""
+
+
+def make_agent_checkpoint(docker: Docker, image: str) -> tuple[Path, list[str]]:
+    """An untrained small-preset learner checkpoint, written by the actors image itself
+    (read-only root, uid 10001, no network) into a host folder; returns the folder and the
+    `docker run` arguments that mount it read-only for the agent."""
+    import tempfile
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="agent-checkpoint-", dir=OUT))
+    folder.chmod(0o777)  # uid 10001 writes here; the folder is removed after the test
+    done = docker("run", "--rm", "--network", "none", "--read-only", "--user", f"{UID}:{UID}",
+                  "--tmpfs", "/tmp:rw,size=512m", "-v", f"{folder}:/ckpt:rw", "--entrypoint", "python",
+                  image, "-c", _CHECKPOINT, "/ckpt", check=False, timeout=600)
+    if done.returncode != 0 or "CHECKPOINT OK" not in done.stdout:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ImagesError(f"agent ({image}): writing an untrained checkpoint failed ({done.returncode}):\n"
+                          f"{(done.stderr or done.stdout)[-1500:]}")
+    return folder, ["-v", f"{folder}:/ckpt:ro", "-e", "MAESTROMOTIF_AGENT_CHECKPOINT=/ckpt/exp"]
+
+
+def metric_samples(mport: int, family: str) -> list[str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as resp:
+        body = resp.read().decode()
+    return [line for line in body.splitlines() if line.startswith(family + "{") and not line.endswith(" 0.0")]
+
+
+def workload_codegen(docker: Docker, cid: str, port: int, mport: int) -> dict[str, object]:
+    """ValidateCode of the reference gnomish policy (no LLM needed): every stage must pass,
+    so the isolated child ran inside the container; then which isolation layers it had."""
+    import grpc
+
+    from maestromotif.kit.client import make_channel
+    from maestromotif.skills.reference import reference_source
+    from maestromotif.v1 import codegen_pb2, codegen_pb2_grpc, common_pb2
+
+    with make_channel(f"127.0.0.1:{port}") as channel:
+        stub = codegen_pb2_grpc.CodegenStub(channel)
+        t0 = time.monotonic()
+        try:
+            report = stub.ValidateCode(codegen_pb2.ValidateCodeRequest(
+                code=reference_source("gnomish"), kind=codegen_pb2.TASK_POLICY), timeout=300)
+            info = stub.GetServerInfo(common_pb2.GetServerInfoRequest(), timeout=30)
+        except grpc.RpcError as exc:
+            raise ImagesError(f"codegen: {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+        seconds = time.monotonic() - t0
+    checks = [(c.name, c.passed) for c in report.checks]
+    if not report.valid:
+        failed = [f"{c.name}: {c.detail[:300]}" for c in report.checks if not c.passed]
+        raise ImagesError(f"codegen: ValidateCode of the reference gnomish policy is not valid: {failed}\n"
+                          f"{report.sandbox_output[-800:]}")
+    # The gRPC report does not carry the isolation layers; the same validation, run by the
+    # server's own user inside the same container, shows them.
+    done = docker("exec", cid, "python", "-c", _ISOLATION, check=False, timeout=300)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("ISOLATION ")), "")
+    if not line:
+        raise ImagesError(f"codegen: isolation probe failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
+    isolation = json.loads(line[len("ISOLATION "):])
+    if not isolation["valid"] or not {"netns", "seccomp"} & set(isolation["layers"]) or isolation["connected"]:
+        raise ImagesError(f"codegen: validation in the container had no network isolation: {isolation}")
+    verdicts = metric_samples(mport, "maestromotif_codegen_stage_verdicts_total")
+    if not verdicts:
+        raise ImagesError("codegen: maestromotif_codegen_stage_verdicts_total has no samples after ValidateCode")
+    return {"validate_code": {"valid": True, "checks": [n for n, _ in checks], "seconds": round(seconds, 1)},
+            "isolation_layers": isolation["layers"], "child_connect": isolation["connect"], "model": info.model_version,
+            "backend": info.details.get("backend", ""), "stage_verdict_samples": len(verdicts)}
+
+
+def workload_agent(docker: Docker, cid: str, port: int, mport: int) -> dict[str, object]:
+    """Evaluate (2 episodes of gnomish, 100 steps each) and PlayTask (one episode, 30 steps)
+    with the mounted untrained checkpoint; then GetServerInfo must name the loaded checkpoint."""
+    import grpc
+
+    from maestromotif.kit.client import make_channel
+    from maestromotif.v1 import agent_pb2, agent_pb2_grpc, common_pb2
+
+    task = agent_pb2.TaskSelector(task_name="gnomish")
+    with make_channel(f"127.0.0.1:{port}") as channel:
+        stub = agent_pb2_grpc.AgentStub(channel)
+        try:
+            t0 = time.monotonic()
+            ev = stub.Evaluate(agent_pb2.EvaluateRequest(task=task, episodes=2, seed=0, max_steps=100), timeout=300)
+            t1 = time.monotonic()
+            events = list(stub.PlayTask(agent_pb2.PlayTaskRequest(task=task, seed=3, max_steps=30,
+                                                                   step_event_every=10), timeout=300))
+            t2 = time.monotonic()
+            info = stub.GetServerInfo(common_pb2.GetServerInfoRequest(), timeout=30)
+        except grpc.RpcError as exc:
+            raise ImagesError(f"agent: {exc.code().name}: {exc.details()}") from None  # type: ignore[attr-defined]
+    if ev.episodes != 2 or not 0 < ev.mean_steps <= 100:
+        raise ImagesError(f"agent: Evaluate answered {ev.episodes} episodes, mean steps {ev.mean_steps}")
+    ends = [e.end for e in events if e.WhichOneof("event") == "end"]
+    steps = [e.step for e in events if e.WhichOneof("event") == "step"]
+    if len(ends) != 1 or not 0 < ends[0].steps <= 30:
+        raise ImagesError(f"agent: PlayTask stream had {len(ends)} end events ({[str(e) for e in ends]})")
+    checkpoint = info.details.get("checkpoint", "")
+    if not checkpoint.startswith("/ckpt/exp/") or info.model_version == "":
+        raise ImagesError(f"agent: GetServerInfo names no loaded checkpoint: {dict(info.details)}")
+    episodes = metric_samples(mport, "maestromotif_agent_episodes_total")
+    if not any('task="gnomish"' in line for line in episodes):
+        raise ImagesError(f"agent: maestromotif_agent_episodes_total has no gnomish samples: {episodes}")
+    return {"evaluate": {"episodes": ev.episodes, "mean_steps": round(ev.mean_steps, 1),
+                         "success_rate": ev.success_rate, "policy_errors": ev.policy_errors,
+                         "seconds": round(t1 - t0, 1)},
+            "play_task": {"steps": ends[0].steps, "reason": ends[0].reason, "step_events": len(steps),
+                          "events": len(events), "seconds": round(t2 - t1, 1)},
+            "checkpoint": checkpoint, "model_version": info.model_version,
+            "episode_metric_samples": episodes}
+
+
+WORKLOADS = {"codegen": workload_codegen, "agent": workload_agent}
 
 
 def check_container(docker: Docker, service: str, image: str, timeout_s: float) -> dict[str, object]:
+    scratch: Path | None = None
+    extra: list[str] = []
+    if service == "agent":
+        scratch, extra = make_agent_checkpoint(docker, image)
+    try:
+        return _check_container(docker, service, image, timeout_s, extra)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_container(docker: Docker, service: str, image: str, timeout_s: float, extra: list[str]) -> dict[str, object]:
     from maestromotif.kit.client import NotServingError, wait_for_serving
 
     port, mport = free_port(), free_port()
@@ -438,7 +606,7 @@ def check_container(docker: Docker, service: str, image: str, timeout_s: float) 
     cmd = ["run", "-d", "--name", name, "--network", "host", "--read-only", "--user", f"{UID}:{UID}",
            "--tmpfs", "/tmp:rw,size=512m", "--tmpfs", f"/data:rw,size=512m,uid={UID},gid={UID}",
            "-e", f"{prefix}HOST=127.0.0.1", "-e", f"{prefix}PORT={port}",
-           "-e", f"{prefix}METRICS_HOST=127.0.0.1", "-e", f"{prefix}METRICS_PORT={mport}"]
+           "-e", f"{prefix}METRICS_HOST=127.0.0.1", "-e", f"{prefix}METRICS_PORT={mport}", *extra]
     # Peers point at a free port nobody serves: other services on this host (other people's
     # tests) must never receive this container's calls; each service retries its peers
     # in the background and is healthy without them.
@@ -483,6 +651,8 @@ def check_container(docker: Docker, service: str, image: str, timeout_s: float) 
         if "Read-only file system" not in probe:
             raise ImagesError(f"{service} ({image}): root filesystem is writable ({probe.strip()!r})")
         result["uid"] = int(uid)
+        if service in WORKLOADS:
+            result["workload"] = WORKLOADS[service](docker, cid, port, mport)
         t1 = time.monotonic()
         docker("stop", "-t", "30", cid)
         code = docker("inspect", "-f", "{{.State.ExitCode}}", cid).stdout.strip()
@@ -500,16 +670,11 @@ def test(args: argparse.Namespace) -> int:
     tag = version()
     targets = select_targets(args.targets, args.no_cuda)
     services = available_services()
-    plan: list[tuple[str, str]] = []  # (service, image)
-    smokes: list[tuple[Target, str]] = []
+    smokes: list[tuple[Target, str]] = [(t, t.image(tag)) for t in targets]
     for t in targets:
-        smokes.append((t, t.image(tag)))
         if t.service not in services:
-            say(f"skip serving {t.image(tag)}: this tree has no services/{t.service}/server.py")
-            continue
-        plan.append((t.service, t.image(tag)))
-        if t.name == AGENT_IMAGE and "agent" in services:
-            plan.append(("agent", t.image(tag)))
+            say(f"skip serving {t.image(tag)}: this tree does not serve {t.service!r}")
+    plan = [(service, t.image(tag)) for service, t in serving_plan(targets, services)]
     results: dict[str, object] = {}
     failures: list[str] = []
     with daemon(args.state) as docker:
@@ -525,10 +690,13 @@ def test(args: argparse.Namespace) -> int:
                 failures.append(str(exc))
                 say(f"[{i}/{len(plan)}] FAILED: {exc}")
                 continue
+            res["tested_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             results[key] = res
             say(f"[{i}/{len(plan)}] {service}: SERVING after {res['seconds_to_serving']} s, "
                 f"/metrics {res['metric_families']} families ({res['project_metric_families']} maestromotif_*), "
                 f"uid {res['uid']}, stopped cleanly in {res['stop_seconds']} s")
+            if "workload" in res:
+                say(f"[{i}/{len(plan)}] {service} workload: {json.dumps(res['workload'])}")
         for i, (target, image) in enumerate(smokes, 1):
             say(f"[smoke {i}/{len(smokes)}] {image}: {SMOKE[target.name].strip().splitlines()[0]} ...")
             try:

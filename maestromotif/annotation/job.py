@@ -14,6 +14,7 @@ backoff and report ``waiting_for_backend``; nothing is skipped or lost.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,19 +79,29 @@ class Ledger:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a committed label survives power loss too
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS labels (skill INTEGER NOT NULL, pair_id TEXT NOT NULL, label INTEGER NOT NULL,"
-            " raw_text TEXT NOT NULL, first_score REAL, second_score REAL, model TEXT NOT NULL,"
-            " strategy TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (skill, pair_id))"
-        )
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        with self._named():
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a committed label survives power loss too
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS labels (skill INTEGER NOT NULL, pair_id TEXT NOT NULL,"
+                " label INTEGER NOT NULL, raw_text TEXT NOT NULL, first_score REAL, second_score REAL,"
+                " model TEXT NOT NULL, strategy TEXT NOT NULL, created REAL NOT NULL, PRIMARY KEY (skill, pair_id))"
+            )
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        """SQLite's errors ("database or disk is full", "file is not a database") name no file: add it."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise JobError(f"ledger {self.path}: {exc} (labels committed before are kept; "
+                           "fix the cause and run again to resume)") from exc
 
     def bind(self, meta: dict[str, str]) -> None:
         """Tie the ledger to one dataset/shard/strategy; refuse to mix."""
-        with self._lock:
+        with self._lock, self._named():
             for key, value in meta.items():
                 row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
                 if row is None:
@@ -101,7 +112,7 @@ class Ledger:
 
     def record(self, skill: int, pair_id: str, result: Annotation, model: str, strategy: str) -> bool:
         """Insert one label; False if the pair already had one (it is kept)."""
-        with self._lock:
+        with self._lock, self._named():
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (skill, pair_id, result.label, result.raw_text, result.first_score, result.second_score, model,

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from maestromotif.fileio import atomic_write_bytes, directory_lock, sha256_file
+from maestromotif.fileio import WriteError, atomic_write_bytes, directory_lock, sha256_file, write_error
 
 # --- constants ---------------------------------------------------------------
 
@@ -209,9 +209,11 @@ def _atomic_write_table(path: Path, table: pa.Table) -> str:
             os.fsync(handle.fileno())
         digest = sha256_file(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, (OSError, pa.ArrowException)) and not isinstance(exc, WriteError):
+            raise write_error(path, exc) from exc  # a full disk names the file, not just "No space left"
         raise
     return digest
 

@@ -175,8 +175,11 @@ def play_command(
     seed: Annotated[int, typer.Option("--seed", min=0, help="Dungeon seed.")] = 0,
     address: Annotated[str, typer.Option("--address", envvar="MAESTROMOTIF_AGENT_ADDRESS",
                                          help="Agent service host:port.")] = "127.0.0.1:50056",
-    token: Annotated[str | None, typer.Option("--token", envvar="MAESTROMOTIF_AGENT_TOKEN",
-                                              help="Bearer token, when the agent requires one.")] = None,
+    token_file: Annotated[Path | None, typer.Option(
+        "--token-file", envvar="MAESTROMOTIF_CLIENT_TOKEN_FILE",
+        help="File holding the bearer token, when the agent requires one (or the environment variable "
+             "MAESTROMOTIF_AGENT_TOKEN; never the token itself on the command line). TLS: "
+             "MAESTROMOTIF_CLIENT_TLS_CA_FILE, mTLS: also MAESTROMOTIF_CLIENT_TLS_CERT_FILE and _KEY_FILE.")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", min=1, max=10_000, help="Step limit.")] = 10_000,
     every: Annotated[int, typer.Option("--every", min=1, help="Redraw every N steps.")] = 1,
     detector: Annotated[str, typer.Option("--detector", help="For a composed prompt: the built-in task whose "
@@ -199,7 +202,18 @@ def play_command(
     console = Console()
     if not console.is_terminal:
         console = Console(width=130)  # piped: room for the 80-column screen and the side panel
-    client = AgentClient(address, token=token)
+    import os
+
+    from maestromotif.kit.client import client_options_from_env, read_token_file
+
+    try:
+        token = read_token_file(token_file, "--token-file") if token_file else (
+            os.environ.get("MAESTROMOTIF_AGENT_TOKEN", "").strip() or None)
+        options = client_options_from_env(deadline_s=30.0, auth_token=token)
+    except ValueError as exc:
+        console.print(f"[red]error: {exc}[/]")
+        raise typer.Exit(2) from None
+    client = AgentClient(address, options=options)
     try:
         if task in TASK_NAMES:
             selector: dict[str, str] = {"task_name": task}

@@ -54,7 +54,7 @@ def _learner_grpc_status(address: str, token_file: Path | None, timeout_s: float
     import grpc
 
     from maestromotif.cluster import ClusterError, TrainingInfo
-    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.client import client_options_from_env, make_channel
     from maestromotif.kit.config import ConfigError
     from maestromotif.v1 import learner_pb2, learner_pb2_grpc
 
@@ -65,7 +65,9 @@ def _learner_grpc_status(address: str, token_file: Path | None, timeout_s: float
         except OSError as exc:
             raise ClusterError(f"--token-file: {exc}") from None
     try:
-        channel = make_channel(address, ClientOptions(deadline_s=timeout_s, auth_token=token, max_attempts=2))
+        # TLS/mTLS (and the token, without --token-file) from MAESTROMOTIF_CLIENT_*.
+        channel = make_channel(address, client_options_from_env(deadline_s=timeout_s, auth_token=token,
+                                                                max_attempts=2))
     except (ConfigError, ValueError) as exc:
         raise ClusterError(f"--learner: {exc}") from None
     try:

@@ -48,16 +48,13 @@ def _sampling(samples: int, seed: int, temperature: float, max_tokens: int, repa
 
 def _generator(backend: str, url: str, model: str, store: Path) -> Any:
     from maestromotif.codegen.artifacts import ArtifactStore
-    from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL, EMBEDDED_CONTEXT, Generator
-    from maestromotif.llm import BACKENDS, LLMError, make_backend
+    from maestromotif.codegen.generate import Generator, make_codegen_backend
+    from maestromotif.llm import BACKENDS, LLMError
 
     if backend not in BACKENDS:
         raise typer.BadParameter(f"choose one of {', '.join(BACKENDS)}", param_hint="--backend")
     try:
-        if backend == "embedded":
-            llm = make_backend("embedded", model=model or DEFAULT_CODEGEN_MODEL, n_ctx=EMBEDDED_CONTEXT)
-        else:
-            llm = make_backend(backend, url=url or None, model=model or None)
+        llm = make_codegen_backend(backend, url=url, model=model)
     except (LLMError, ValueError) as exc:
         typer.echo(f"error: cannot start the {backend} backend: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -83,10 +80,15 @@ def _print_result(summary: dict[str, Any], code: str, report: dict[str, Any], as
 def _remote(address: str, method: str, request: Any, as_json: bool) -> None:
     import grpc
 
-    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.client import client_options_from_env, make_channel
     from maestromotif.v1 import codegen_pb2_grpc
 
-    channel = make_channel(address, ClientOptions(deadline_s=3600.0))
+    try:  # token and TLS from MAESTROMOTIF_CLIENT_* (never from the command line)
+        options = client_options_from_env(deadline_s=3600.0)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    channel = make_channel(address, options)
     try:
         reply = getattr(codegen_pb2_grpc.CodegenStub(channel), method)(request)
     except grpc.RpcError as exc:

@@ -204,11 +204,9 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
 
                     llm[kind] = make_cli_backend(backend, url)
                 else:
-                    from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL, EMBEDDED_CONTEXT
-                    from maestromotif.llm import make_backend
+                    from maestromotif.codegen.generate import make_codegen_backend
 
-                    llm[kind] = (make_backend("embedded", model=DEFAULT_CODEGEN_MODEL, n_ctx=EMBEDDED_CONTEXT)
-                                 if backend == "embedded" else make_backend(backend, url=url))
+                    llm[kind] = make_codegen_backend(backend, url=url)
             except (ValueError, LLMError) as exc:
                 raise StageFailed(f"LLM backend {backend}: {exc}") from exc
         return llm[kind]

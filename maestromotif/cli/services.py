@@ -125,7 +125,11 @@ def up_command(
             cfg = spec.load_config(overrides=overrides)
             # Health is exempt from auth, but a TLS port needs a TLS probe.
             ca = cfg.peer_tls_ca_file or cfg.tls_cert_file
-            health_clients[name] = ClientOptions(deadline_s=2.0, tls_ca_file=ca if cfg.tls_enabled else None)
+            # With mTLS (tls_client_ca_file) the probe must also present the service's client certificate.
+            cert = (cfg.peer_tls_cert_file, cfg.peer_tls_key_file) if cfg.tls_client_ca_file else (None, None)
+            health_clients[name] = ClientOptions(deadline_s=2.0, tls_ca_file=ca if cfg.tls_enabled else None,
+                                                 tls_client_cert_file=cert[0], tls_client_key_file=cert[1],
+                                                 tls_server_name=cfg.peer_tls_server_name)
     except ConfigError as exc:
         _fail(str(exc))
         return

@@ -10,10 +10,12 @@ report says ``valid`` load into a controller.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -187,6 +189,23 @@ class ArtifactStore:
                                 "(renamed or tampered with)")
         return record
 
+    def clean_temp(self, min_age_s: float = 600.0) -> list[Path]:
+        """Remove temp files a writer killed mid-write left (``.<sha>.json.*.tmp``), older than ``min_age_s``.
+
+        Readers never see them (only ``<sha>.json`` is read); the age spares a writer still at work
+        in another process sharing the folder. Returns what was removed.
+        """
+        removed: list[Path] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for path in self.root.glob(".*.json.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime >= min_age_s:
+                    path.unlink()
+                    removed.append(path)
+        return removed
+
     def list(self) -> list[ArtifactSummary]:
         """Every artifact file, oldest first; files that do not load are listed with their error."""
         out = []
@@ -237,19 +256,39 @@ class ArtifactPolicyLoader:
     root: str
     policy: str
     skill_functions: str | None = None
+    # The validated code, pinned by check(): content addressed, so it is exactly what was validated.
+    # A file corrupted or tampered with later (a worker restarting reads it again) is then not read:
+    # the last good code keeps being used. Pickled with the loader into worker processes.
+    policy_code: str | None = field(default=None, repr=False)
+    skill_functions_code: str | None = field(default=None, repr=False)
+    policy_name: str | None = field(default=None, repr=False)
 
     def check(self) -> None:
-        """Load once now, so a bad id or an unvalidated artifact fails before any actor starts."""
+        """Load once now, so a bad id or an unvalidated artifact fails before any actor starts; pin the code."""
+        store = ArtifactStore(self.root)
+        policy = store._validated(self.policy, (ArtifactKind.TASK_POLICY, ArtifactKind.TRAINING_POLICY))
+        skills = (store._validated(self.skill_functions, (ArtifactKind.SKILL_FUNCTIONS,))
+                  if self.skill_functions is not None else None)
+        object.__setattr__(self, "policy_code", policy.code)  # frozen: set once, before any copy is made
+        object.__setattr__(self, "policy_name", f"{policy.task or policy.kind.value}@{self.policy[:12]}")
+        object.__setattr__(self, "skill_functions_code", skills.code if skills is not None else None)
         self()
 
     def __call__(self) -> Any:
-        from maestromotif.skills.sandbox import ComposedPolicy
+        from maestromotif.skills.sandbox import ComposedPolicy, load_policy, load_skill_functions
 
         store = ArtifactStore(self.root)
-        policy = store.load_policy(self.policy)
+        if self.policy_code is not None and code_sha256(self.policy_code) == self.policy:
+            policy = load_policy(self.policy_code, name=self.policy_name or f"policy@{self.policy[:12]}")
+        else:
+            policy = store.load_policy(self.policy)
         if self.skill_functions is None:
             return policy
-        return ComposedPolicy(policy, store.load_skill_functions(self.skill_functions))
+        if self.skill_functions_code is not None and code_sha256(self.skill_functions_code) == self.skill_functions:
+            skills = load_skill_functions(self.skill_functions_code, name=f"skills@{self.skill_functions[:12]}")
+        else:
+            skills = store.load_skill_functions(self.skill_functions)
+        return ComposedPolicy(policy, skills)
 
 
 ARTIFACT_PREFIX = "artifact:"

@@ -24,7 +24,7 @@ import random
 
 import numpy as np
 
-from maestromotif.codegen.fixtures import _stairs_move as stairs_move
+from maestromotif.codegen.fixtures import stairs_move
 from maestromotif.env.actions import NUM_ACTIONS, Action
 from maestromotif.env.nethack_env import NetHackMonk
 from maestromotif.skills.contract import PolicyOverSkills

@@ -227,7 +227,7 @@ def _type_keys(env: Any, keys: list[int | str], answer_yes: bool = False) -> Non
     env._finish_message()  # noqa: SLF001
 
 
-def _stairs_move(env: Any, down: bool, rng: random.Random) -> bool:
+def stairs_move(env: Any, down: bool, rng: random.Random) -> bool:
     """Wizard-map the level, teleport onto a staircase; True when the hero stands on one."""
     import numpy as np
     from nle import nethack
@@ -310,7 +310,7 @@ def record_episode(policy_name: str, seed: int, max_steps: int, gifts: str) -> F
             if not down and env.view().depth <= 1:
                 action = int(Action.SEARCH)  # ascending from depth 1 would leave the dungeon
             else:
-                action = int(Action.DOWN if down else Action.UP) if _stairs_move(env, down, rng) else int(Action.SEARCH)
+                action = int(Action.DOWN if down else Action.UP) if stairs_move(env, down, rng) else int(Action.SEARCH)
         else:
             action = rng.randrange(1, 23)  # moves, runs, up/down, rest, kick, eat, search
         _, terminated, truncated = env.act(action)

@@ -52,6 +52,18 @@ MAX_REPLY_CHARS = 100_000
 EMBEDDED_CONTEXT = 8192  # tokens: prompt (~2,500) + answer + one repair round fit
 
 
+def make_codegen_backend(kind: str, *, url: str | None = None, model: str | None = None,
+                         **options: Any) -> LLMBackend:
+    """The LLM backend of code generation: the embedded coder model with a context that fits a repair
+    round, or a served model at ``url``. Raises ``ValueError`` or ``LLMError`` on bad settings."""
+    from maestromotif.llm import make_backend
+
+    if kind == "embedded":
+        return make_backend("embedded", model=model or DEFAULT_CODEGEN_MODEL,
+                            **{"n_ctx": EMBEDDED_CONTEXT, **options})
+    return make_backend(kind, url=url or None, model=model or None, **options)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Sampling settings of a request; recorded with every artifact."""

@@ -156,10 +156,16 @@ def run_isolated(
         if os.geteuid() == 0:
             os.chown(workdir, NOBODY, NOBODY)
         os.chmod(workdir, 0o700)
-        # -I ignores PYTHONPATH: hand the child this process's import path explicitly (this package first).
-        paths = [PACKAGE_ROOT, *(p for p in sys.path if p and os.path.isdir(p) and p != PACKAGE_ROOT)]
+        # -I ignores PYTHONPATH: hand the child this process's import path explicitly. This package
+        # goes first; the other roots go after the child's own path (standard library first), and a
+        # package's own folder is no import root: opencv's bootstrap leaves site-packages/cv2 on
+        # sys.path when its import fails (no libGL in the images), and its cv2/typing then
+        # shadowed the standard library's typing in the child (every validation failed in a container).
+        paths = [PACKAGE_ROOT, *(p for p in sys.path if p and os.path.isdir(p) and p != PACKAGE_ROOT
+                                 and not os.path.isfile(os.path.join(p, "__init__.py")))]
         bootstrap = (
-            "import sys, json; sys.path[:0] = json.loads(sys.argv[1]); "
+            "import sys, json; p = json.loads(sys.argv[1]); "
+            "sys.path[:0] = p[:1]; sys.path += [x for x in p[1:] if x not in sys.path]; "
             "from maestromotif.codegen.isolation import child_main; child_main()"
         )
         try:

@@ -30,6 +30,7 @@ DEPLOYED = ("learner", "actors", "reward", "codegen", "agent")
 COMMON_MANAGED = frozenset({
     "host", "port", "metrics_enabled", "metrics_host", "metrics_port", "auth_token", "auth_token_file",
     "tls_cert_file", "tls_key_file", "tls_client_ca_file", "peer_tls_ca_file",
+    "peer_tls_cert_file", "peer_tls_key_file", "peer_tls_server_name",
 })
 MANAGED = {
     "learner": {"train_dir"},
@@ -243,6 +244,12 @@ def build_schema() -> dict[str, Any]:
                 "token": {"type": "string"},
                 "existingSecret": {"type": "string"},
                 "existingSecretKey": {"type": "string", "minLength": 1},
+            }),
+            "tls": _obj({
+                "enabled": {"type": "boolean"},
+                "mutual": {"type": "boolean"},
+                "secretName": {"type": "string"},
+                "serverName": {"type": "string"},
             }),
             "llm": {
                 **_obj({

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import collections
 import json
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,11 +79,62 @@ class ClientOptions:
             max_message_bytes=config.max_message_bytes,
             auth_token=config.token(),
             tls_ca_file=config.peer_tls_ca_file,
+            tls_client_cert_file=config.peer_tls_cert_file,
+            tls_client_key_file=config.peer_tls_key_file,
+            tls_server_name=config.peer_tls_server_name,
             keepalive_time_s=max(config.keepalive_time_s, 10.0),
             keepalive_timeout_s=config.keepalive_timeout_s,
         )
         base.update(changes)
         return cls(**base)
+
+
+CLIENT_ENV_PREFIX = "MAESTROMOTIF_CLIENT_"
+# Environment of command-line and script clients (play, compose, cluster status, codegen --address):
+# the variable, the ClientOptions field it sets.
+CLIENT_ENV = {
+    "TLS_CA_FILE": "tls_ca_file",
+    "TLS_CERT_FILE": "tls_client_cert_file",
+    "TLS_KEY_FILE": "tls_client_key_file",
+    "TLS_SERVER_NAME": "tls_server_name",
+}
+
+
+def read_token_file(path: Path | str, what: str = "token file") -> str:
+    """A bearer token from a file (e.g. a mounted Secret); ValueError naming the file, never the content."""
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {path}: not UTF-8 text") from None
+    if not token:
+        raise ValueError(f"{what} {path}: empty")
+    return token
+
+
+def client_options_from_env(env: Mapping[str, str] | None = None, **base: Any) -> ClientOptions:
+    """ClientOptions for a command-line client: ``base`` plus TLS/mTLS and a token from the environment.
+
+    ``MAESTROMOTIF_CLIENT_TLS_CA_FILE`` (verify the server; enables TLS), ``..._TLS_CERT_FILE`` and
+    ``..._TLS_KEY_FILE`` (a client certificate, for servers that require mTLS), ``..._TLS_SERVER_NAME``,
+    and ``MAESTROMOTIF_CLIENT_TOKEN_FILE`` (the bearer token, when ``base`` has none). Tokens are never
+    taken from the command line, where every user of the machine can read them.
+    """
+    env = os.environ if env is None else env
+    values = dict(base)
+    for suffix, name in CLIENT_ENV.items():
+        value = (env.get(CLIENT_ENV_PREFIX + suffix) or "").strip()
+        if value and values.get(name) is None:
+            values[name] = value if name == "tls_server_name" else Path(value)
+    token_file = (env.get(CLIENT_ENV_PREFIX + "TOKEN_FILE") or "").strip()
+    if token_file and not values.get("auth_token"):
+        values["auth_token"] = read_token_file(token_file, CLIENT_ENV_PREFIX + "TOKEN_FILE")
+    for name in ("tls_ca_file", "tls_client_cert_file", "tls_client_key_file"):
+        path = values.get(name)
+        if path is not None and not Path(path).is_file():
+            raise ValueError(f"{name}: no such file: {path}")
+    return ClientOptions(**values)
 
 
 def service_config_json(options: ClientOptions) -> str:
@@ -111,6 +163,9 @@ def channel_options(options: ClientOptions) -> list[tuple[str, Any]]:
     opts: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", options.max_message_bytes),
         ("grpc.max_send_message_length", options.max_message_bytes),
+        # gRPC's default (8 KiB) refuses the agent's maestromotif-generation-result-bin trailer
+        # (the codegen report of a refused ComposeTask, 15 KB seen) with RESOURCE_EXHAUSTED.
+        ("grpc.max_metadata_size", 1024 * 1024),
         ("grpc.keepalive_time_ms", int(options.keepalive_time_s * 1000)),
         ("grpc.keepalive_timeout_ms", int(options.keepalive_timeout_s * 1000)),
         ("grpc.keepalive_permit_without_calls", 1),

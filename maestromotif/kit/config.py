@@ -99,6 +99,13 @@ class ServiceConfig(BaseSettings):
     peer_tls_ca_file: Path | None = Field(
         None, description="PEM CA bundle used to verify peers; when set, calls to peers use TLS."
     )
+    peer_tls_cert_file: Path | None = Field(
+        None, description="PEM client certificate this service presents to peers that require mTLS."
+    )
+    peer_tls_key_file: Path | None = Field(None, description="PEM private key matching peer_tls_cert_file.")
+    peer_tls_server_name: str | None = Field(
+        None, description="Name to check in peers' certificates instead of the host in <peer>_address."
+    )
     peer_deadline_s: float = Field(30.0, gt=0.0, le=86400.0, description="Default deadline of calls to peers.")
     max_call_s: float = Field(
         120.0, gt=0.0, le=86400.0,
@@ -125,7 +132,12 @@ class ServiceConfig(BaseSettings):
             raise ValueError("tls_cert_file and tls_key_file must be set together")
         if self.tls_client_ca_file is not None and self.tls_cert_file is None:
             raise ValueError("tls_client_ca_file needs tls_cert_file and tls_key_file (mTLS needs TLS)")
-        for name in ("auth_token_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "peer_tls_ca_file"):
+        if (self.peer_tls_cert_file is None) != (self.peer_tls_key_file is None):
+            raise ValueError("peer_tls_cert_file and peer_tls_key_file must be set together")
+        if self.peer_tls_cert_file is not None and self.peer_tls_ca_file is None:
+            raise ValueError("peer_tls_cert_file needs peer_tls_ca_file (a client certificate is only sent over TLS)")
+        for name in ("auth_token_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "peer_tls_ca_file",
+                     "peer_tls_cert_file", "peer_tls_key_file"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ValueError(f"{name}: no such file: {path}")
@@ -204,14 +216,26 @@ def _read_yaml(path: Path, section: str | None) -> dict[str, Any]:
     return {str(k): v for k, v in data.items()}
 
 
+# Fields that hold a secret itself (not a path to one). A command line is readable by every user
+# of the machine (ps, /proc/<pid>/cmdline) and ends up in shell history, so --set refuses them.
+SECRET_FIELDS = frozenset({"auth_token"})
+
+
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Parse ``field=value`` flags (``--set``) into a mapping."""
+    """Parse ``field=value`` flags (``--set``) into a mapping; secrets are refused (see SECRET_FIELDS)."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected field=value")
+            raise ConfigError(f"--set {item.partition('=')[0]!r}: expected field=value")
+        if key.rsplit(".", 1)[-1] in SECRET_FIELDS:
+            field = key.rsplit(".", 1)[-1]
+            raise ConfigError(
+                f"--set {key}: a secret on the command line is visible to every user of this machine (ps); "
+                f"put it in a file and set {field}_file=PATH, or use the environment variable "
+                f"{ENV_ROOT}_<SERVICE>_{field.upper()}"
+            )
         out[key] = value
     return out
 

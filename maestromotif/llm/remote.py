@@ -60,6 +60,7 @@ class OpenAIBackend(LLMBackend):
         self.base_url = _normalise_base_url(url)
         key = api_key if api_key is not None else os.environ.get("MAESTROMOTIF_LLM_API_KEY", "")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._key = key
         self.timeout_s = timeout_s
         self.max_concurrency = max(1, max_concurrency)
         limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
@@ -69,6 +70,10 @@ class OpenAIBackend(LLMBackend):
         self._template = get_template(completion_template)
         self.supports_scoring = True  # decided per server at the first scoring call
         self._chat_logprobs: bool | None = None
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key: servers may echo the key they refused in their error body."""
+        return text.replace(self._key, "<api key>") if self._key else text
 
     @property
     def model_id(self) -> str:
@@ -93,7 +98,7 @@ class OpenAIBackend(LLMBackend):
                 raise BackendResponseError(f"{self.base_url}{path}: response larger than {MAX_RESPONSE_BYTES} bytes")
             if response.status_code != 200:
                 raise BackendResponseError(
-                    f"{self.base_url}{path}: HTTP {response.status_code}: {response.text[:300]}"
+                    f"{self.base_url}{path}: HTTP {response.status_code}: {self._redact(response.text)[:300]}"
                 )
             try:
                 return response.json()

@@ -44,6 +44,10 @@ MAX_SEQUENCE = 100_000  # longest list/str a policy may build with * or range()
 MAX_INT_BITS = 4_096  # largest integer a policy may build with *, ** or <<
 MAX_MEMORY_GROWTH_KB = 256 * 1024  # peak-memory growth allowed during one policy call
 MIN_BASE_TURNS, MAX_BASE_TURNS = 1, 100_000
+# What ``memory`` may hold between calls, in items (a container entry is one, a string one per 64
+# characters). The per-call memory check restarts at every call, so without this a policy adding
+# a little on each call grows an actor without limit over a long episode.
+MAX_MEMORY_ITEMS = 200_000
 
 REQUIRED_FUNCTIONS: dict[str, int] = {"start": 1, "choose_skill": 2}  # name -> number of parameters
 OPTIONAL_FUNCTIONS: dict[str, int] = {"skill_precondition": 2, "skill_termination": 7}
@@ -458,6 +462,37 @@ def _lshift(a: Any, b: Any) -> Any:
     return a << b
 
 
+def _memory_items(memory: Any, limit: int = MAX_MEMORY_ITEMS) -> int:
+    """Items reachable from ``memory``'s attributes through containers (each object once); stops past ``limit``."""
+    count = 0
+    seen: set[int] = set()
+    stack: list[Any] = list(vars(memory).values())
+    while stack and count <= limit:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        count += 1
+        if isinstance(obj, str):
+            count += len(obj) // 64
+        elif isinstance(obj, int):
+            count += obj.bit_length() // 512
+        elif isinstance(obj, dict):
+            count += len(obj)
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            count += len(obj)
+            stack.extend(obj)
+    return count
+
+
+def check_memory(memory: Any, limit: int = MAX_MEMORY_ITEMS) -> None:
+    """PolicyError when ``memory`` holds more than ``limit`` items (checked after every call)."""
+    if _memory_items(memory, limit) > limit:
+        raise PolicyError(f"memory holds more than {limit} items; keep per-episode state small")
+
+
 def _location(exc: BaseException, filename: str) -> str:
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
     return f" (line {lines[-1]})" if lines else ""
@@ -603,9 +638,18 @@ class SandboxedPolicy(SandboxedModule):
         self.seed(rng)
         self.memory = Memory()
         self._guarded("start", lambda: self._start(self.memory))
+        self._check_memory("start")
 
     def choose(self, state: SkillState) -> object:
-        return self._guarded("choose_skill", lambda: self._choose(state, self.memory))
+        out = self._guarded("choose_skill", lambda: self._choose(state, self.memory))
+        self._check_memory("choose_skill")
+        return out
+
+    def _check_memory(self, what: str) -> None:
+        try:
+            check_memory(self.memory)
+        except PolicyError as exc:
+            raise PolicyError(f"{self.name}.{what}(): {exc}") from None
 
     def preconditions(self, crop: CropView, acquired_items: int) -> tuple[bool, bool]:
         if self._precondition is None:

@@ -167,11 +167,7 @@ class NetworkActions:
 
         self.rnn = reset_done_states(self.rnn, dones)
         n = len(dones)
-        step_obs = StepObservation(
-            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
-            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
-            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
-        )
+        step_obs = StepObservation.for_acting(obs, dones)
         step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0, deterministic=True)
         logits = step.action_logits.astype(np.float64)
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -205,8 +201,8 @@ def build_untrained(preset: str, seed: int, device: str = "cpu") -> tuple[Any, d
     from maestromotif.training.settings import TrainingSettings
     from maestromotif.training.sf2 import build_sf2_config, quiet_sf2_logs
 
+    quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
     register_policy_model()
-    quiet_sf2_logs()
     cfg = build_sf2_config(TrainingSettings(preset=preset, device=device), tempfile.gettempdir(), "untrained")
     state = torch.random.get_rng_state()
     torch.manual_seed(seed)

@@ -96,11 +96,6 @@ class CheckpointPolicy:
     def __call__(self, obs: dict[str, np.ndarray], dones: np.ndarray) -> np.ndarray:
         """Actions for the envs' compact observations; ``dones``: which episodes the last step ended."""
         self.rnn = reset_done_states(self.rnn, dones)
-        n = len(dones)
-        step_obs = StepObservation(
-            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
-            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
-            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
-        )
+        step_obs = StepObservation.for_acting(obs, dones)
         step, self.rnn = act(self.model, step_obs.policy_obs(self.device), self.rnn, 0)
         return step.actions

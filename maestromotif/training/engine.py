@@ -8,7 +8,11 @@ a reward-scoring function. Threads:
   until every connected actor has submitted), runs one forward pass, updates each
   actor's rollout buffer, and answers;
 - completed trajectories are scored by ``score_fn`` on a small pool (pipelined: inference
-  never waits for rewards), then released in submission order;
+  never waits for rewards), then released in submission order. When ``score_fn`` raises
+  :class:`RewardUnavailable` (the reward service is down), the engine *holds back*: it retries
+  with backoff, the backlog bound stops inference (so the actors wait, and memory stays
+  bounded), and training resumes when rewards come back. A missing reward is never replaced;
+  trajectories whose scoring fails for good are dropped, never trained on;
 - the training thread trains SF2's Learner on batches of ``batch_size`` samples and
   writes checkpoints every ``checkpoint_every`` samples.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 import collections
 import logging
 import queue
+import random
 import threading
 import time
 import uuid
@@ -58,6 +63,14 @@ class EngineObserver:
     def on_dropped(self, trajectories: int, reason: str) -> None: ...
     def on_actors(self, actors: int, envs: int) -> None: ...
     def on_checkpoint(self, path: str) -> None: ...
+    def on_checkpoint_error(self, error: str) -> None: ...
+    def on_accepted(self, trajectories: int) -> None: ...
+    def on_trained(self, trajectories: int) -> None: ...
+    def on_reward_outage(self, active: bool, waiting: int, duration_s: float) -> None: ...
+
+
+class RewardUnavailable(RuntimeError):
+    """``score_fn`` could not reach the reward service now (transient): hold back and retry."""
 
 
 class ActorGone(RuntimeError):
@@ -115,6 +128,8 @@ class TrainingEngine:
         env_steps: int = 0,
         stats_window: int = 200,
         max_backlog_batches: float = 2.0,
+        reward_retry_initial_s: float = 0.5,
+        reward_retry_max_s: float = 5.0,
     ) -> None:
         if driver is not None and score_fn is None:
             raise ValueError("TrainingEngine: training needs a score_fn for intrinsic rewards")
@@ -161,11 +176,24 @@ class TrainingEngine:
         ]
         self.skill_competent_runs = np.zeros(NUM_SKILLS, np.int64)
         self._stats_lock = threading.Lock()
-        self.errors: list[str] = []
+        # recent errors only: a long outage or a full disk must not grow memory without bound
+        self.errors: collections.deque[str] = collections.deque(maxlen=100)
         # Backpressure: trajectories waiting for rewards or training, in batches. Past the limit,
         # inference (and so the actors) waits for training, which bounds memory and policy lag.
         self._backlog = 0
         self._max_backlog = max(1, int(max_backlog_batches * (batch_size // rollout)))
+        # Reward outage (hold-back) state; see _score.
+        self._retry_initial_s = reward_retry_initial_s
+        self._retry_max_s = max(reward_retry_max_s, reward_retry_initial_s)
+        self._outage_lock = threading.Lock()
+        self._outage_since: float | None = None
+        self.reward_outages = 0
+        # Accounting (since this process started): trajectories (env rows of one rollout) that
+        # were scored and queued for training, and those trained on. trained <= accepted, and
+        # samples trained here == trajectories_trained * rollout (no row twice, none partial).
+        self.trajectories_accepted = 0
+        self.trajectories_trained = 0
+        self.samples_trained_here = 0
 
         self._threads = [threading.Thread(target=self._inference_loop, name="inference", daemon=True)]
         if driver is not None:
@@ -193,6 +221,21 @@ class TrainingEngine:
         with self._actors_lock:
             actors = [a for a in self._actors.values() if a.alive]
             return len(actors), sum(a.num_envs for a in actors)
+
+    @property
+    def holding_back(self) -> bool:
+        """True while the reward service is unreachable and training waits for it."""
+        return self._outage_since is not None
+
+    @property
+    def backlog(self) -> int:
+        """Trajectories waiting for rewards or training (bounded: see ``backlog_limit``)."""
+        return self._backlog
+
+    @property
+    def backlog_limit(self) -> int:
+        """Past this many waiting trajectories inference pauses (one more batch of steps may land)."""
+        return self._max_backlog
 
     def samples_per_second(self) -> float:
         times = list(self._train_times)
@@ -240,6 +283,9 @@ class TrainingEngine:
         if actor is not None:
             actor.alive = False
             actor.generation += 1
+            if actor.buffer is not None and actor.buffer.t > 0:
+                # its rollouts in progress are never completed: counted, never trained on
+                self.observer.on_dropped(actor.num_envs, "partial_rollout")
             self._report_actors()
 
     def claim(self, actor_id: str) -> int:
@@ -286,8 +332,14 @@ class TrainingEngine:
             raise ValueError(f"num_envs: got {obs.num_envs}, actor registered {actor.num_envs}")
         req = _Request(actor, obs)
         self._requests.put(req)
-        if not req.done.wait(timeout_s):
-            raise TimeoutError("inference: no answer in time")
+        deadline = time.monotonic() + timeout_s
+        while not req.done.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+            if self.holding_back:
+                # the engine waits for the reward service on purpose: keep the actor waiting
+                # (its stream stays open, its rollout intact) rather than fail it
+                deadline = time.monotonic() + timeout_s
+            elif time.monotonic() >= deadline:
+                raise TimeoutError("inference: no answer in time")
         if req.error is not None:
             raise req.error
         assert req.actions is not None
@@ -387,17 +439,54 @@ class TrainingEngine:
         self._scored.put((actor, actor.generation, traj, fut))
 
     def _score(self, *inputs: np.ndarray) -> np.ndarray:
+        """Score one trajectory batch; while the reward service is unavailable, retry (hold back)."""
         assert self.score_fn is not None
-        start = time.perf_counter()
-        try:
-            out = np.asarray(self.score_fn(*inputs), np.float32)
-        except BaseException:
-            self.observer.on_reward_call(len(inputs[0]), time.perf_counter() - start, False)
-            raise
-        self.observer.on_reward_call(len(inputs[0]), time.perf_counter() - start, True)
-        if out.shape != (len(inputs[0]),):
-            raise ValueError(f"reward: got shape {out.shape}, expected ({len(inputs[0])},)")
-        return out
+        delay = self._retry_initial_s
+        while True:
+            start = time.perf_counter()
+            try:
+                out = np.asarray(self.score_fn(*inputs), np.float32)
+            except RewardUnavailable as exc:
+                self.observer.on_reward_call(len(inputs[0]), time.perf_counter() - start, False)
+                if self._stop.is_set():
+                    raise
+                self._outage_begins(exc)
+                # jittered exponential backoff; stop() cuts the wait short
+                self._stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self._retry_max_s)
+                continue
+            except BaseException:
+                self.observer.on_reward_call(len(inputs[0]), time.perf_counter() - start, False)
+                raise
+            self.observer.on_reward_call(len(inputs[0]), time.perf_counter() - start, True)
+            self._outage_ends()
+            if out.shape != (len(inputs[0]),):
+                raise ValueError(f"reward: got shape {out.shape}, expected ({len(inputs[0])},)")
+            if not np.all(np.isfinite(out)):
+                raise ValueError("reward: non-finite intrinsic rewards")
+            return out
+
+    def _outage_begins(self, exc: BaseException) -> None:
+        with self._outage_lock:
+            if self._outage_since is not None:
+                return
+            self._outage_since = time.monotonic()
+            self.reward_outages += 1
+        log.warning(
+            "reward service unavailable (%s); holding back training: %d trajectories wait for rewards or "
+            "training (bounded at %d), actors are paused; retrying", exc, self._backlog, self._max_backlog,
+        )
+        self.observer.on_reward_outage(True, self._backlog, 0.0)
+
+    def _outage_ends(self) -> None:
+        with self._outage_lock:
+            if self._outage_since is None:
+                return
+            duration = time.monotonic() - self._outage_since
+            self._outage_since = None
+        log.info("reward service reachable again after %.1f s; resuming training (%d trajectories held back)",
+                 duration, self._backlog)
+        self.observer.on_reward_outage(False, self._backlog, duration)
 
     def _reward_loop(self) -> None:
         while not self._stop.is_set():
@@ -418,10 +507,17 @@ class TrainingEngine:
                 self.observer.on_dropped(traj.count, "actor_gone")
                 self._release(traj.count)
                 continue
+            if traj.length != self.rollout:  # only whole rollouts are trained on
+                log.error("dropping %d trajectories of length %d (rollout %d)", traj.count, traj.length, self.rollout)
+                self.observer.on_dropped(traj.count, "malformed")
+                self._release(traj.count)
+                continue
             self._record_skill_runs(actor, traj, intrinsic.reshape(traj.count, traj.length))
             with self._ready_cv:
                 self._ready.append(traj)
+                self.trajectories_accepted += traj.count
                 self._ready_cv.notify()
+            self.observer.on_accepted(traj.count)
 
     def _record_skill_runs(self, actor: _Actor, traj: Trajectories, intrinsic: np.ndarray) -> None:
         """Per-skill run returns (a run ends on a switch or episode end)."""
@@ -495,15 +591,26 @@ class TrainingEngine:
                     if bad:
                         raise FloatingPointError(f"training: non-finite {bad}")
                 self._train_times.append((time.perf_counter(), self.driver.samples_trained))
+                self.trajectories_trained += traj.count
+                self.samples_trained_here += traj.count * traj.length
+                self.observer.on_trained(traj.count)
                 self.observer.on_train(traj.count * traj.length, stats or {}, lag, duration)
-                if (
-                    self.checkpoint_every
-                    and self.driver.samples_trained - self._last_checkpoint_samples >= self.checkpoint_every
-                ):
-                    self.save_checkpoint()
             except Exception as exc:  # noqa: BLE001 - report and keep the service alive
                 log.exception("training step failed")
                 self.errors.append(f"train: {exc}")
+                continue
+            if (
+                self.checkpoint_every
+                and self.driver.samples_trained - self._last_checkpoint_samples >= self.checkpoint_every
+            ):
+                try:
+                    self.save_checkpoint()
+                except Exception as exc:  # noqa: BLE001 - a full disk must not stop training
+                    # nothing half-written is left; the previous checkpoint stays the latest, and
+                    # the next batch tries again
+                    log.error("%s", exc)
+                    self.errors.append(f"checkpoint: {exc}")
+                    self.observer.on_checkpoint_error(str(exc))
 
     def save_checkpoint(self) -> str:
         assert self.driver is not None

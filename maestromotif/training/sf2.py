@@ -9,6 +9,7 @@ an int32 policy-version tensor and a ``ParameterServer``; then ``Learner.init()`
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from maestromotif.fileio import atomic_write_text
+from maestromotif.fileio import atomic_write_bytes, atomic_write_text
 from maestromotif.models.policy import (
     get_preset,
     policy_action_space,
@@ -33,6 +34,76 @@ from maestromotif.training.settings import TrainingSettings
 POLICY_ID = 0
 EXTRA_KEY = "maestromotif"  # our additions to SF2's checkpoint dict
 MANIFEST_NAME = "manifest.json"
+CORRUPT_SUFFIX = ".corrupt"  # an unreadable checkpoint is renamed so, and never chosen again
+# Keys every checkpoint dict must hold (SF2's _load_state reads them).
+_CHECKPOINT_KEYS = ("train_step", "env_steps", "model", "optimizer")
+
+log = logging.getLogger("maestromotif.training.sf2")
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, permissions); the previous one is kept."""
+
+
+def checkpoint_files(folder: str | os.PathLike, prefix: str = "checkpoint") -> list[str]:
+    """Finished checkpoint files, oldest first.
+
+    Only ``<prefix>_*.pth``: SF2's own temp name (``checkpoint_temp``, left by a writer killed
+    mid-save) and set-aside ``*.corrupt`` files also match ``checkpoint_*``; SF2 2.1.1 would sort
+    ``checkpoint_temp`` last and try to resume from that half-written file.
+    """
+    import glob
+
+    return sorted(f for f in glob.glob(os.path.join(folder, f"{prefix}_*")) if f.endswith(".pth"))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[str]:
+    """Delete temp files of checkpoint writes that never finished (a killed learner); returns them."""
+    import glob
+
+    folder = str(folder)
+    stale = glob.glob(os.path.join(folder, ".checkpoint_*.tmp")) + glob.glob(os.path.join(folder, "*_temp"))
+    for f in stale:
+        try:
+            os.unlink(f)
+            log.warning("checkpoint: removed %s, left by a write that never finished", f)
+        except FileNotFoundError:
+            pass
+    return stale
+
+
+def load_checkpoint_with_fallback(checkpoints: list[str], device: Any) -> tuple[dict[str, Any], str, list[str]] | None:
+    """Load the newest readable checkpoint; returns (dict, path, unreadable newer files) or None if none.
+
+    A newer file that cannot be loaded (truncated, garbage, not a checkpoint) is logged with its
+    name and the reason, renamed to ``<file>.corrupt`` (so that neither a later resume nor SF2's
+    rotation picks it), and the previous one is used. If no file loads, ValueError names them all
+    and nothing is renamed: starting from scratch would silently reset the run.
+    """
+    if not checkpoints:
+        return None
+    bad: list[tuple[str, str]] = []
+    for path in reversed(checkpoints):
+        try:
+            # weights_only: no code runs from a checkpoint file
+            data = torch.load(path, map_location=device, weights_only=True)
+            if not isinstance(data, dict) or any(k not in data for k in _CHECKPOINT_KEYS):
+                missing = [k for k in _CHECKPOINT_KEYS if not isinstance(data, dict) or k not in data]
+                raise ValueError(f"not a policy checkpoint (missing {missing})")
+        except Exception as exc:  # noqa: BLE001 - any unreadable file: report it and try the previous one
+            log.error("checkpoint: cannot load %s: %s; trying the previous checkpoint", path, exc)
+            bad.append((path, f"{type(exc).__name__}: {exc}"))
+            continue
+        for b, _ in bad:
+            try:
+                os.replace(b, b + CORRUPT_SUFFIX)
+            except OSError as exc:
+                log.error("checkpoint: cannot set aside %s: %s", b, exc)
+        if bad:
+            log.warning("checkpoint: resumed from %s; set aside %d unreadable newer file(s) as *%s",
+                        path, len(bad), CORRUPT_SUFFIX)
+        return data, path, [b for b, _ in bad]
+    raise ValueError("checkpoint: no readable checkpoint: " + "; ".join(f"{p}: {why}" for p, why in bad))
 
 
 def quiet_sf2_logs(level: int = logging.WARNING) -> None:
@@ -162,17 +233,49 @@ def _make_learner_class():  # noqa: ANN202 - SF2 is imported lazily
 
         extra_state: dict[str, Any]
         loaded_extra: dict[str, Any] | None = None
+        loaded_from: str | None = None
+        unreadable: list[str] = []
+        last_saved: str | None = None
 
         @staticmethod
-        def load_checkpoint(checkpoints: list[str], device: Any) -> dict[str, Any] | None:
-            # SF2 logs a failed load and silently starts from scratch; a checkpoint that exists
-            # but cannot be read must stop the learner instead. weights_only: no code in files.
-            if not checkpoints:
-                return None
+        def get_checkpoints(checkpoints_dir: str, pattern: str = "checkpoint_*") -> list[str]:
+            return checkpoint_files(checkpoints_dir, pattern.rstrip("*").rstrip("_"))
+
+        def load_from_checkpoint(self, policy_id: int, load_progress: bool = True) -> None:
+            # SF2 logs a failed load and silently starts from scratch; here an unreadable newest
+            # file falls back to the previous one (named in the log), and none readable stops.
+            folder = self.checkpoint_dir(self.cfg, policy_id)
+            remove_stale_temp_files(folder)
+            found = load_checkpoint_with_fallback(self.get_checkpoints(folder), self.device)
+            if found is None:
+                return
+            data, self.loaded_from, self.unreadable = found
+            self._load_state(data, load_progress=load_progress)
+
+        def _save_impl(self, name_prefix: str, name_suffix: str, keep_checkpoints: int, verbose: bool = True) -> bool:
+            # SF2's own writer leaves a half-written ``checkpoint_temp`` (which its glob then
+            # takes for the newest checkpoint) when the disk fills or the process is killed.
+            if not self.is_initialized:
+                return False
+            folder = self.checkpoint_dir(self.cfg, self.policy_id)
+            path = os.path.join(folder, f"{name_prefix}_{self.train_step:09d}_{self.env_steps}{name_suffix}.pth")
+            buffer = io.BytesIO()
+            torch.save(self._get_checkpoint_dict(), buffer)
             try:
-                return torch.load(checkpoints[-1], map_location=device, weights_only=True)
-            except Exception as exc:
-                raise ValueError(f"checkpoint: cannot load {checkpoints[-1]}: {exc}") from exc
+                # temp file in the same folder (hidden, not matching checkpoint_*), fsync, rename
+                atomic_write_bytes(path, buffer.getbuffer())
+            except OSError as exc:
+                previous = self.get_checkpoints(folder)
+                kept = previous[-1] if previous else "none"
+                raise CheckpointWriteError(
+                    exc.errno, f"checkpoint: cannot write {path}: {exc.strerror or exc}; previous checkpoint kept: {kept}"
+                ) from exc
+            self.last_saved = path
+            while len(found := self.get_checkpoints(folder, f"{name_prefix}_*")) > keep_checkpoints:
+                if found[0] == path:  # never rotate away the file just written
+                    break
+                os.remove(found[0])
+            return True
 
         def _get_checkpoint_dict(self) -> dict[str, Any]:
             checkpoint = super()._get_checkpoint_dict()
@@ -202,8 +305,8 @@ class LearnerDriver:
         from sample_factory.algo.utils.model_sharing import ParameterServer
         from sample_factory.cfg.arguments import preprocess_cfg
 
+        quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
         register_policy_model()
-        quiet_sf2_logs()
         self.settings = settings
         self.cfg = build_sf2_config(settings, train_dir, experiment)
         self.env_info = build_env_info()
@@ -259,11 +362,15 @@ class LearnerDriver:
 
     # --- checkpoints -----------------------------------------------------------------------
     def save(self, counters: dict[str, int]) -> str:
-        """Write a checkpoint atomically (SF2 writes a temp file and renames) plus a manifest."""
+        """Write a checkpoint atomically (temp file, fsync, rename) plus a manifest.
+
+        CheckpointWriteError (an OSError naming the file) when it cannot be written, e.g. a full
+        disk: nothing half-written is left and the previous checkpoint stays the latest.
+        """
         self.learner.extra_state["counters"] = dict(counters)
         if not self.learner.save():
             raise RuntimeError("checkpoint: the learner is not initialized")
-        path = self.latest_checkpoint()
+        path = self.learner.last_saved
         assert path is not None
         manifest = {
             "checkpoint": os.path.basename(path),
@@ -280,8 +387,13 @@ class LearnerDriver:
         return Path(self.learner.checkpoint_dir(self.cfg, POLICY_ID))
 
     def latest_checkpoint(self) -> str | None:
-        found = self.learner.get_checkpoints(str(self.checkpoint_dir()), "checkpoint_*")
+        found = checkpoint_files(self.checkpoint_dir())
         return found[-1] if found else None
+
+    @property
+    def unreadable_checkpoints(self) -> list[str]:
+        """Newer checkpoint files that failed to load at start (set aside as ``*.corrupt``)."""
+        return list(self.learner.unreadable)
 
     def _write_config_json(self) -> None:
         # SF2's own tools (enjoy, summaries) look for config.json in the experiment folder
@@ -294,8 +406,8 @@ def load_policy_for_inference(checkpoint: str | os.PathLike, device: str = "auto
     """Build the actor-critic from a checkpoint file alone (serve mode); returns (model, info)."""
     from sample_factory.model.actor_critic import create_actor_critic
 
+    quiet_sf2_logs()  # before the model registration, which SF2 logs at INFO
     register_policy_model()
-    quiet_sf2_logs()
     target = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
     try:
         data = torch.load(checkpoint, map_location=target, weights_only=True)

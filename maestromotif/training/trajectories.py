@@ -48,6 +48,16 @@ class StepObservation:
     # float32 [n, 4] competence signals of these observations (maestromotif.skills.competence), None if unknown
     competence: np.ndarray | None = None
 
+    @classmethod
+    def for_acting(cls, obs: dict[str, np.ndarray], dones: np.ndarray) -> StepObservation:
+        """The envs' compact observations as the policy reads them outside training (no rewards)."""
+        n = len(dones)
+        return cls(
+            tty_chars=obs["tty_chars"], tty_colors=obs["tty_colors"], messages=obs["messages"], stats=obs["stats"],
+            skills=obs["skills"], message_counts=obs["message_counts"], stat_changes=obs["stat_changes"],
+            rewards=np.zeros(n, np.float32), dones=dones.astype(bool), time_outs=np.zeros(n, bool),
+        )
+
     @property
     def num_envs(self) -> int:
         return int(self.skills.shape[0])

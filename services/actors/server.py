@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
@@ -158,10 +159,14 @@ class ActorPool:
             deadline_s=config.peer_deadline_s,
             auth_token=token,
             tls_ca_file=str(config.peer_tls_ca_file) if config.peer_tls_ca_file else None,
+            tls_client_cert_file=str(config.peer_tls_cert_file) if config.peer_tls_cert_file else None,
+            tls_client_key_file=str(config.peer_tls_key_file) if config.peer_tls_key_file else None,
+            tls_server_name=config.peer_tls_server_name,
             max_message_bytes=config.max_message_bytes,
             backoff_initial_s=config.backoff_initial_s,
             backoff_max_s=config.backoff_max_s,
             max_steps=config.max_steps_per_process,
+            parent_pid=os.getpid(),
         )
         for i in range(config.processes):
             self._spawn(i)

@@ -8,6 +8,7 @@ again with jittered exponential backoff and carries on with the same games.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -42,10 +43,16 @@ class WorkerSettings:
     deadline_s: float
     auth_token: str | None
     tls_ca_file: str | None
+    tls_client_cert_file: str | None  # mTLS: the certificate the learner's client CA must have signed
+    tls_client_key_file: str | None
+    tls_server_name: str | None
     max_message_bytes: int
     backoff_initial_s: float
     backoff_max_s: float
     max_steps: int  # stop after this many env steps (0: run until told to stop)
+    # pid of the actor service that spawned this worker: if it dies (kill -9, OOM) the worker
+    # stops too, instead of playing on as an orphan beside the replacement's workers
+    parent_pid: int = 0
 
 
 def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, time_outs: np.ndarray,
@@ -81,16 +88,45 @@ def _encode(obs: dict[str, np.ndarray], rewards: np.ndarray, dones: np.ndarray, 
     )
 
 
+def client_options(settings: WorkerSettings) -> Any:
+    """The worker's channel options to the learner: deadline, token, TLS and (mTLS) client certificate."""
+    from pathlib import Path
+
+    from maestromotif.kit.client import ClientOptions
+
+    return ClientOptions(
+        deadline_s=settings.deadline_s,
+        auth_token=settings.auth_token,
+        tls_ca_file=Path(settings.tls_ca_file) if settings.tls_ca_file else None,
+        tls_client_cert_file=Path(settings.tls_client_cert_file) if settings.tls_client_cert_file else None,
+        tls_client_key_file=Path(settings.tls_client_key_file) if settings.tls_client_key_file else None,
+        tls_server_name=settings.tls_server_name,
+        max_message_bytes=settings.max_message_bytes,
+    )
+
+
 def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
     """Process entry point. ``events`` is a multiprocessing queue of statistics for the parent."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from pathlib import Path
-
     from tenacity import Retrying, retry_if_exception, stop_any, wait_exponential_jitter
 
     from maestromotif.env.vec import VecEnv
-    from maestromotif.kit.client import ClientOptions, make_channel
+    from maestromotif.kit.client import make_channel
     from maestromotif.v1 import learner_pb2, learner_pb2_grpc
+
+    def orphaned() -> bool:
+        return bool(settings.parent_pid) and os.getppid() != settings.parent_pid
+
+    def should_stop() -> bool:
+        if stop.is_set() or stop_local.is_set():
+            return True
+        if orphaned():
+            log.warning("actor %d: the actor service (pid %d) is gone; stopping", settings.index, settings.parent_pid)
+            stop_local.set()
+            return True
+        return False
+
+    stop_local = threading.Event()
 
     def emit(*event: Any) -> None:
         try:
@@ -107,20 +143,14 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
     time_outs = np.zeros(n, np.uint8)
     finished: list[Any] = []
     total_steps = 0
-    options = ClientOptions(
-        deadline_s=settings.deadline_s,
-        auth_token=settings.auth_token,
-        tls_ca_file=Path(settings.tls_ca_file) if settings.tls_ca_file else None,
-        max_message_bytes=settings.max_message_bytes,
-    )
-    channel = make_channel(settings.learner_address, options)
+    channel = make_channel(settings.learner_address, client_options(settings))
     stub = learner_pb2_grpc.LearnerStub(channel)
 
     class _Stop(Exception):
         pass
 
     def register() -> str:
-        if stop.is_set():
+        if should_stop():
             raise _Stop()
         resp = stub.RegisterActor(
             learner_pb2.RegisterActorRequest(
@@ -138,11 +168,11 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
     retrying = Retrying(
         retry=retry_if_exception(lambda e: isinstance(e, grpc.RpcError)),
         wait=wait_exponential_jitter(initial=settings.backoff_initial_s, max=settings.backoff_max_s),
-        stop=stop_any(lambda _state: stop.is_set()),
+        stop=stop_any(lambda _state: should_stop()),
         reraise=True,
     )
     try:
-        while not stop.is_set():
+        while not should_stop():
             try:
                 actor_id = retrying(register)
             except _Stop:
@@ -172,7 +202,7 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
                     emit("step", n, rtt, env_s, int(resp.policy_version))
                     for ep in eps:
                         emit("episode", int(ep.steps), float(ep.env_return), tuple(int(s) for s in ep.skill_steps), int(ep.max_depth))
-                    if stop.is_set() or (settings.max_steps and total_steps >= settings.max_steps):
+                    if should_stop() or (settings.max_steps and total_steps >= settings.max_steps):
                         outgoing.put(None)
                         break
                     seq += 1
@@ -187,12 +217,17 @@ def run_worker(settings: WorkerSettings, events: Any, stop: Any) -> None:
                 emit("connected", 0)
             if settings.max_steps and total_steps >= settings.max_steps:
                 break
-            if not stop.is_set():
+            if not should_stop():
                 time.sleep(float(np.random.uniform(0, settings.backoff_initial_s)))  # jitter before re-registering
     finally:
         channel.close()
         env.close()
         emit("exit", total_steps)
+        if orphaned():
+            # nobody reads the statistics any more: exiting must not wait to flush them into
+            # a full pipe (the process would hang there)
+            with contextlib.suppress(Exception):
+                events.cancel_join_thread()
 
 
 def _version() -> str:

@@ -26,6 +26,7 @@ from maestromotif.codegen.artifacts import ArtifactError, ArtifactRecord, Artifa
 from maestromotif.codegen.generate import GenerationResult, Generator, Sampling
 from maestromotif.codegen.prompts import PromptError
 from maestromotif.codegen.validate import ValidationReport, validate_code
+from maestromotif.fileio import NO_SPACE_ERRNOS
 from maestromotif.kit import ServiceConfig, ServiceContext, ServiceSpec
 from maestromotif.llm import BackendUnavailable, LLMBackend, LLMError, make_backend
 from maestromotif.skills.ids import Skill
@@ -129,6 +130,8 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
         self.config = config
         self.backend = backend
         self.store = ArtifactStore(config.store_dir)
+        for stale in self.store.clean_temp():  # left by a writer killed mid-write (readers never see them)
+            log.info("removed stale temp file %s", stale)
         self.observer = PromObserver(registry)
         self.generator = Generator(backend, self.store, observer=self.observer)
         self.stopping = stopping
@@ -171,6 +174,10 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, f"LLM backend unavailable: {exc}")
         except LLMError as exc:
             context.abort(grpc.StatusCode.INTERNAL, f"LLM backend error: {exc}")
+        except OSError as exc:  # the artifact store could not be written (WriteError names the file)
+            code = grpc.StatusCode.RESOURCE_EXHAUSTED if exc.errno in NO_SPACE_ERRNOS else grpc.StatusCode.INTERNAL
+            log.error("artifact store: %s", exc)
+            context.abort(code, f"artifact store: {exc}")
         finally:
             self._slots.release()
         best = result.best
@@ -245,11 +252,11 @@ class CodegenServicer(codegen_pb2_grpc.CodegenServicer):
 
 
 def make_config_backend(config: CodegenConfig) -> LLMBackend:
-    from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL
+    from maestromotif.codegen.generate import make_codegen_backend
 
     if config.backend == "embedded":
-        return make_backend("embedded", model=config.model or DEFAULT_CODEGEN_MODEL,
-                            model_dir=config.model_dir or None, n_ctx=config.n_ctx)
+        return make_codegen_backend("embedded", model=config.model, model_dir=config.model_dir or None,
+                                    n_ctx=config.n_ctx)
     if config.backend == "openai":
         return make_backend("openai", url=config.llm_url, model=config.model or None, timeout_s=config.llm_timeout_s)
     return make_backend("tgi", url=config.llm_url, model=config.model or "tgi", timeout_s=int(config.llm_timeout_s),

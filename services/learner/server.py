@@ -29,7 +29,7 @@ from maestromotif.kit.server import ServiceContext, ServiceSpec
 from maestromotif.models.policy import NUM_ACTIONS
 from maestromotif.skills.competence import NUM_SIGNALS
 from maestromotif.skills.ids import skill_name
-from maestromotif.training.engine import ActorBusy, ActorGone, EngineObserver, TrainingEngine
+from maestromotif.training.engine import ActorBusy, ActorGone, EngineObserver, RewardUnavailable, TrainingEngine
 from maestromotif.training.settings import TrainingFields
 from maestromotif.training.trajectories import StepObservation
 from maestromotif.v1 import common_pb2, learner_pb2, learner_pb2_grpc, reward_pb2, reward_pb2_grpc
@@ -100,8 +100,28 @@ class _Metrics(EngineObserver):
         )
         self.reward_errors = Counter(p + "reward_call_errors_total", "Failed reward calls", registry=registry)
         self.dropped = Counter(p + "dropped_trajectories_total", "Trajectories dropped", ["reason"], registry=registry)
-        for reason in ("reward", "actor_gone"):  # exported at 0 from the start (the engine's two reasons)
+        for reason in ("reward", "actor_gone", "malformed", "partial_rollout"):  # exported at 0 from the start (the engine's reasons)
             self.dropped.labels(reason=reason)
+        # Accounting: samples_trained_total == trajectories_trained_total * rollout, and
+        # trained <= accepted (each scored trajectory is trained on at most once).
+        self.accepted = Counter(p + "trajectories_accepted_total",
+                                "Trajectories (env rows of one rollout) scored and queued for training", registry=registry)
+        self.trained = Counter(p + "trajectories_trained_total", "Trajectories trained on", registry=registry)
+        self.backlog = Gauge(p + "backlog_trajectories", "Trajectories waiting for rewards or training", registry=registry)
+        self.backlog_limit = Gauge(p + "backlog_limit_trajectories",
+                                   "Backlog past which inference (and so the actors) pauses", registry=registry)
+        # Reward service outages: training holds back (never trains on a missing reward).
+        self.reward_holding_back = Gauge(p + "reward_holding_back",
+                                         "1 while the reward service is unreachable and training waits", registry=registry)
+        self.reward_outages = Counter(p + "reward_outages_total", "Times the reward service became unreachable",
+                                      registry=registry)
+        self.reward_outage_seconds = Counter(p + "reward_outage_seconds_total",
+                                             "Seconds training held back for the reward service", registry=registry)
+        self.checkpoint_errors = Counter(p + "checkpoint_errors_total",
+                                         "Checkpoints that could not be written (the previous one is kept)",
+                                         registry=registry)
+        self.checkpoint_unreadable = Counter(p + "checkpoint_unreadable_total",
+                                             "Checkpoint files that failed to load at start (set aside)", registry=registry)
         self.actors = Gauge(p + "connected_actors", "Connected actor streams", registry=registry)
         self.envs = Gauge(p + "connected_envs", "Environments across connected actors", registry=registry)
         self.skill_return = Histogram(
@@ -173,6 +193,22 @@ class _Metrics(EngineObserver):
     def on_checkpoint(self, path: str) -> None:
         self.checkpoints.inc()
 
+    def on_checkpoint_error(self, error: str) -> None:
+        self.checkpoint_errors.inc()
+
+    def on_accepted(self, trajectories: int) -> None:
+        self.accepted.inc(trajectories)
+
+    def on_trained(self, trajectories: int) -> None:
+        self.trained.inc(trajectories)
+
+    def on_reward_outage(self, active: bool, waiting: int, duration_s: float) -> None:
+        self.reward_holding_back.set(1 if active else 0)
+        if active:
+            self.reward_outages.inc()
+        else:
+            self.reward_outage_seconds.inc(duration_s)
+
 
 def _array(data: bytes, dtype: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
     expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
@@ -217,8 +253,18 @@ def decode_step(msg: learner_pb2.EnvStepBatch, num_envs: int) -> StepObservation
     return obs
 
 
+# Codes that mean "the reward service cannot answer now": the engine holds back and retries.
+# (UNAVAILABLE: down or restarting; DEADLINE_EXCEEDED: hung or overloaded; RESOURCE_EXHAUSTED:
+# shedding load. Requests are chunked to its max batch size, so it is never an oversized message.)
+_REWARD_TRANSIENT = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+
 class RewardClient:
-    """score_fn over the reward service: chunks to its max batch size, one call per chunk."""
+    """score_fn over the reward service: chunks to its max batch size, one call per chunk.
+
+    A transient failure raises :class:`RewardUnavailable` (the engine holds back and retries);
+    any other failure propagates (those trajectories are dropped, never trained on).
+    """
 
     def __init__(self, channel: grpc.Channel, deadline_s: float) -> None:
         self.stub = reward_pb2_grpc.RewardStub(channel)
@@ -233,6 +279,15 @@ class RewardClient:
         return self._max_batch
 
     def __call__(self, skills: np.ndarray, messages: np.ndarray, stat_changes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        try:
+            return self._score(skills, messages, stat_changes, counts)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code in _REWARD_TRANSIENT:
+                raise RewardUnavailable(f"{code.name}: {exc.details()}") from exc  # type: ignore[attr-defined]
+            raise
+
+    def _score(self, skills: np.ndarray, messages: np.ndarray, stat_changes: np.ndarray, counts: np.ndarray) -> np.ndarray:
         m = len(skills)
         limit = self._limit()
         out = np.empty(m, np.float32)
@@ -289,14 +344,28 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
             )
             self.preset = self.driver.preset
             self.config_hash = settings.config_hash()
+            for path in self.driver.unreadable_checkpoints:
+                self.metrics.checkpoint_unreadable.inc()
+                log.error("checkpoint %s could not be loaded (set aside as %s.corrupt)", path, path)
             if self.driver.latest_checkpoint():
                 self.engine.last_checkpoint = self.driver.latest_checkpoint() or ""
                 log.info("resumed from %s at policy version %d", self.engine.last_checkpoint, self.engine.policy_version)
         else:
             from maestromotif.training.sf2 import load_policy_for_inference, rnn_size_of
 
-            path = config.checkpoint or _latest_checkpoint(config.train_dir / config.experiment)
-            model, info = load_policy_for_inference(path, device)
+            # a named file must load; otherwise the newest readable one in the folder (an unreadable
+            # newer file is named in the log and skipped, not renamed: serving only reads)
+            candidates = [config.checkpoint] if config.checkpoint else _checkpoints_newest_first(
+                config.train_dir / config.experiment)
+            for i, path in enumerate(candidates):
+                try:
+                    model, info = load_policy_for_inference(path, device)
+                    break
+                except ValueError as exc:
+                    if i == len(candidates) - 1:
+                        raise
+                    self.metrics.checkpoint_unreadable.inc()
+                    log.error("%s; trying the previous checkpoint", exc)
             self.engine = TrainingEngine(
                 model,
                 device,
@@ -309,6 +378,8 @@ class LearnerServicer(learner_pb2_grpc.LearnerServicer):
             self.preset = info["preset"]
             self.config_hash = info["config_hash"]
         self.metrics.engine = self.engine
+        self.metrics.backlog.set_function(lambda: self.engine.backlog)
+        self.metrics.backlog_limit.set(self.engine.backlog_limit)
         self.metrics.version.set(self.engine.policy_version)
         self.device = str(device)
 
@@ -431,11 +502,13 @@ def _until_cancelled(it: Iterator[Any]) -> Iterator[Any]:
         return
 
 
-def _latest_checkpoint(folder: Path) -> Path:
-    found = sorted((folder / "checkpoint_p0").glob("checkpoint_*.pth"))
+def _checkpoints_newest_first(folder: Path) -> list[Path]:
+    from maestromotif.training.sf2 import checkpoint_files
+
+    found = checkpoint_files(folder / "checkpoint_p0")
     if not found:
         raise FileNotFoundError(f"checkpoint: none found under {folder / 'checkpoint_p0'}; train first or pass checkpoint=")
-    return found[-1]
+    return [Path(f) for f in reversed(found)]
 
 
 def build(config: LearnerConfig, ctx: ServiceContext) -> Any:

@@ -206,14 +206,17 @@ def test_compose_without_a_valid_policy_returns_the_codegen_report(agent: Any) -
     assert generation_result_of(e2.value) is None
 
 
-def test_play_cli_renders_frames_from_a_real_stream(agent: Any) -> None:
+def test_play_cli_renders_frames_from_a_real_stream(agent: Any, tmp_path: Path) -> None:
+    # The token comes from the environment or a file, never from the command line.
     res = CliRunner().invoke(app, ["play", "--task", "gnomish", "--seed", "4", "--address", agent.address,
-                                   "--token", TOKEN, "--max-steps", "12", "--every", "4", "--plain"])
+                                   "--max-steps", "12", "--every", "4", "--plain"],
+                             env={"MAESTROMOTIF_AGENT_TOKEN": TOKEN})
     assert res.exit_code == 0, res.output
     assert res.output.count("gnomish | seed 4 | step") >= 3  # frames at steps 4, 8, 12 (or the end)
     assert "episode over" in res.output and "skill" in res.output
+    (tmp_path / "token").write_text(TOKEN + "\n")
     res = CliRunner().invoke(app, ["play", "--task", "juggle three cockatrices", "--address", agent.address,
-                                   "--token", TOKEN, "--plain"])
+                                   "--token-file", str(tmp_path / "token"), "--plain"])
     assert res.exit_code == 1 and "no valid policy" in res.output
 
 

@@ -26,6 +26,23 @@ def test_runs_code_and_reports_layers() -> None:
     assert "netns" in r.isolation or "seccomp" in r.isolation
 
 
+def test_a_package_folder_on_the_parents_path_does_not_shadow_the_standard_library(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What opencv's failed bootstrap leaves behind in the images: its own package folder, which
+    holds a ``typing`` package, on sys.path. The child must still import the real ``typing``."""
+    pkg = tmp_path / "cv2"
+    (pkg / "typing").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "typing" / "__init__.py").write_text("raise ImportError('the shadowing typing package')\n")
+    (tmp_path / "rootmod.py").write_text("VALUE = 7\n")  # a real import root still reaches the child
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(pkg))
+    r = run_isolated("import typing, rootmod\nemit({'ok': hasattr(typing, 'NamedTuple'), 'v': rootmod.VALUE})",
+                     limits=QUICK, preload=("typing", "rootmod"))
+    assert r.ok, (r.error, r.output)
+    assert r.events == ({"ok": True, "v": 7},)
+
+
 def test_socket_connect_to_loopback_is_blocked() -> None:
     server = socket.socket()
     server.bind(("127.0.0.1", 0))

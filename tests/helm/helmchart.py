@@ -42,6 +42,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "hpa": {"actors": {"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 8}}},
     "no-persistence-no-netpol": {"persistence": {"enabled": False}, "networkPolicy": {"enabled": False}},
     "spot-example": yaml.safe_load((EXAMPLES / "values-spot-actors.yaml").read_text()),
+    "tls-mtls": {"tls": {"enabled": True, "mutual": True, "secretName": "mm-tls"}, "auth": {"enabled": True}},
 }
 
 

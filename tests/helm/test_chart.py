@@ -136,7 +136,10 @@ def test_every_deployment_has_probes_and_resources(rendered: tuple[str, list[dic
                 assert probe in c, where
             res = c["resources"]
             assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"], where
-            if c["name"] in GRPC:  # our services: native gRPC probes on the health service
+            if c["name"] in GRPC and "exec" in c["livenessProbe"]:  # tls.enabled: the kit's TLS health probe
+                for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                    assert c[probe]["exec"]["command"][:3] == ["python", "-m", "maestromotif.kit.probe"], where
+            elif c["name"] in GRPC:  # our services: native gRPC probes on the health service
                 assert c["livenessProbe"]["grpc"]["port"] == GRPC[c["name"]], where
                 assert c["readinessProbe"]["grpc"]["port"] == GRPC[c["name"]], where
 
@@ -426,6 +429,8 @@ def test_schema_accepts_the_value_sets(name: str) -> None:
 
 BAD_VALUES = {
     "negative replicas": {"actors": {"replicas": -1}},
+    "tls as text": {"tls": {"enabled": "yes"}},
+    "unknown tls key": {"tls": {"mtls": True}},
     "replicas as text": {"actors": {"replicas": "two"}},
     "unknown top-level key": {"learnr": {"enabled": True}},
     "unknown component key": {"actors": {"replica": 3}},
@@ -517,6 +522,7 @@ BASE_EGRESS = {
 }
 EXPECTED_CALLS = {
     "default": (BASE_INGRESS, BASE_EGRESS),
+    "tls-mtls": (BASE_INGRESS, BASE_EGRESS),  # TLS changes no edge (its exec probes stay on the pod's loopback)
     "tgi": (BASE_INGRESS | {("codegen", "tgi", 8080), ("annotation", "tgi", 8080)},
             BASE_EGRESS | {("codegen", "tgi", 8080), ("annotation", "tgi", 8080), ("tgi", "any", 443),
                            ("codegen", "dns", 53), ("annotation", "dns", 53), ("tgi", "dns", 53)}),

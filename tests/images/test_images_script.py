@@ -43,3 +43,26 @@ def test_select_targets() -> None:
     assert all(not t.cuda for t in images.select_targets(None, True))
     with pytest.raises(images.ImagesError, match="unknown agent"):
         images.select_targets("agent", False)
+
+
+def test_images_test_starts_every_service_the_tree_serves() -> None:
+    """`make images-test` starts a container for every service the kit knows, the agent
+    (served from the actors image) included, and exercises codegen and agent beyond health."""
+    services = images.available_services()
+    assert {"learner", "actors", "reward", "annotator", "codegen", "agent"} <= set(services)
+    plan = images.serving_plan(list(images.TARGETS), services)
+    assert {service for service, _ in plan} == set(services)
+    assert ("agent", "actors") in {(service, t.name) for service, t in plan}
+    cpu_plan = images.serving_plan(images.select_targets(None, True), services)
+    assert {service for service, _ in cpu_plan} == set(services)  # --no-cuda still covers all
+    assert set(images.WORKLOADS) == {"codegen", "agent"}
+
+
+def test_actors_image_is_configured_for_the_agent_mode() -> None:
+    """The actors target exposes the agent's fixed ports and binds them on all interfaces."""
+    text = (ROOT / "docker" / "Dockerfile").read_text()
+    actors = text.split("AS actors\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "EXPOSE 50052 9092 50056 9096" in actors
+    for env in ("MAESTROMOTIF_AGENT_HOST=0.0.0.0", "MAESTROMOTIF_AGENT_PORT=50056",
+                "MAESTROMOTIF_AGENT_METRICS_PORT=9096"):
+        assert env in actors

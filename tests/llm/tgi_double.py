@@ -11,11 +11,13 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 
 class TGIDouble:
-    def __init__(self, keyword: str = "descend", delay_s: float = 0.0, reply: str = "best_description: 1") -> None:
+    def __init__(self, keyword: str = "descend", delay_s: float = 0.0,
+                 reply: str | Callable[[dict[str, Any]], str] = "best_description: 1") -> None:
         self.keyword = keyword
         self.delay_s = delay_s
         self.reply = reply
@@ -50,7 +52,8 @@ class TGIDouble:
                        {"id": 2, "text": "No", "logprob": no, "special": False},
                        {"id": 3, "text": "The", "logprob": -6.0, "special": False}]
                 n = params.get("top_n_tokens")
-                text = ("Yes" if yes > no else "No") if params["max_new_tokens"] == 1 else double.reply
+                reply = double.reply(body) if callable(double.reply) else double.reply  # callable: per request
+                text = ("Yes" if yes > no else "No") if params["max_new_tokens"] == 1 else reply
                 payload = {
                     "generated_text": text,
                     "details": {

@@ -149,6 +149,19 @@ numbers as floats, and toYaml would write 1000000 as 1e+06, which YAML reads as 
 {{- if $root.Values.auth.enabled }}
 {{- $_ := set $managed "auth_token_file" "/etc/maestromotif/auth/token" }}
 {{- end }}
+{{- if $root.Values.tls.enabled }}
+{{- $_ := set $managed "tls_cert_file" "/etc/maestromotif/tls/tls.crt" }}
+{{- $_ := set $managed "tls_key_file" "/etc/maestromotif/tls/tls.key" }}
+{{- $_ := set $managed "peer_tls_ca_file" "/etc/maestromotif/tls/ca.crt" }}
+{{- with $root.Values.tls.serverName }}
+{{- $_ := set $managed "peer_tls_server_name" . }}
+{{- end }}
+{{- if $root.Values.tls.mutual }}
+{{- $_ := set $managed "tls_client_ca_file" "/etc/maestromotif/tls/ca.crt" }}
+{{- $_ := set $managed "peer_tls_cert_file" "/etc/maestromotif/tls/tls.crt" }}
+{{- $_ := set $managed "peer_tls_key_file" "/etc/maestromotif/tls/tls.key" }}
+{{- end }}
+{{- end }}
 {{- if eq $svc "learner" }}
 {{- $_ := set $managed "reward_address" (include "maestromotif.address" (dict "root" $root "service" "reward")) }}
 {{- $_ := set $managed "train_dir" "/data/runs" }}
