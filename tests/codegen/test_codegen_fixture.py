@@ -47,11 +47,20 @@ def test_bad_fixture_files_fail_clearly(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_recording_reproduces_the_shipped_fixture(tmp_path) -> None:
+def test_recording_reproduces_the_shipped_fixture_plan_and_variety(tmp_path) -> None:
     from maestromotif.codegen.fixtures import record_fixture
 
     out = tmp_path / "states.json"
     record_fixture(path=out, progress=False)
-    # A difference means the env, controller or reference policies changed since the fixture was
-    # recorded: regenerate it with `python -m maestromotif.codegen.fixtures` and commit the file.
-    assert out.read_bytes() == FIXTURE_PATH.read_bytes(), "stale fixture: run python -m maestromotif.codegen.fixtures"
+    # Not byte for byte: NetHack reads the wall clock (phase of the moon, night, the midnight
+    # hour), which changes luck and monsters, so the same seeds play other games at another hour
+    # (seen: a recording made at 00:26 UTC and one made at 01:42 differ from the 11th selection of
+    # the first game on). What must hold: the same plan and format, and the same variety.
+    shipped, fresh = load_fixture(), load_fixture(out)
+    assert fresh.meta == shipped.meta
+    assert [e.policy for e in fresh.episodes] == [e.policy for e in shipped.episodes]
+    assert [e.seed for e in fresh.episodes] == [e.seed for e in shipped.episodes]
+    info = summary(fresh)
+    assert info["states"] >= 100 and info["skill_steps"] >= 100
+    assert set(info["ended_skill"]) == {0, 1, 2, 3, 4}
+    assert info["worshipper_available"] > 0 and info["merchant_available"] > 0
