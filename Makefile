@@ -13,9 +13,12 @@ help:  ## list targets
 
 # torch==X+cpu is not on PyPI: scripts/torch_source.py prints nothing when pip finds the
 # wheel offline (its configured find-links), else PyTorch's CPU index as an extra index.
+# llama-cpp-python compiles from source on a fresh machine: skip its multimodal library,
+# which nothing here loads (as the images do); set CMAKE_ARGS to build it your way.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --require-hashes $$($(PY) scripts/torch_source.py) -r requirements.lock
+	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" \
+	  $(PY) -m pip install --quiet --require-hashes $$($(PY) scripts/torch_source.py) -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
