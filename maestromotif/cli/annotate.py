@@ -13,12 +13,13 @@ _BACKEND_HELP = "LLM backend: embedded (in-process llama.cpp), openai (any OpenA
 
 
 def make_cli_backend(backend: str, url: Optional[str], model: Optional[str] = None, model_dir: Optional[str] = None,
-                     timeout: float = 120.0, concurrency: int = 8, template: str = "llama3"):
+                     timeout: float = 120.0, concurrency: int = 8, template: str = "llama3",
+                     n_threads: Optional[int] = None):
     """The LLM backend named on a command line (shared by annotate, annotate-eval and pipeline)."""
     from maestromotif.llm import make_backend
 
     if backend == "embedded":
-        return make_backend("embedded", model=model or "0.5b", model_dir=model_dir)
+        return make_backend("embedded", model=model or "0.5b", model_dir=model_dir, n_threads=n_threads)
     if backend == "openai":
         return make_backend("openai", url=url, model=model, timeout_s=timeout, max_concurrency=concurrency)
     if backend == "tgi":

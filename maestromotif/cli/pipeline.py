@@ -193,6 +193,11 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
     results: dict[str, Any] = {}
     llm: dict[str, Any] = {}
 
+    def own_threads() -> int:
+        from maestromotif.llm.embedded import free_cores
+
+        return free_cores(own_machine=True)  # the stages run one at a time: the load is our own
+
     def llm_backend(kind: str) -> Any:
         """One backend per use (annotation scores, code generation), made on first need."""
         if kind not in llm:
@@ -202,11 +207,12 @@ def _run_pipeline(prof: Any, workdir: Path, backend: str, url: str | None, round
                 if kind == "annotate":
                     from maestromotif.cli.annotate import make_cli_backend
 
-                    llm[kind] = make_cli_backend(backend, url)
+                    llm[kind] = make_cli_backend(backend, url, n_threads=own_threads())
                 else:
                     from maestromotif.codegen.generate import make_codegen_backend
 
-                    llm[kind] = make_codegen_backend(backend, url=url)
+                    llm[kind] = make_codegen_backend(
+                        backend, url=url, **({"n_threads": own_threads()} if backend == "embedded" else {}))
             except (ValueError, LLMError) as exc:
                 raise StageFailed(f"LLM backend {backend}: {exc}") from exc
         return llm[kind]

@@ -51,11 +51,13 @@ def _close_all() -> None:
         _LOADED.clear()
 
 
-def free_cores() -> int:
+def free_cores(*, own_machine: bool = False) -> int:
     """Threads to give llama.cpp: the cores this process may use minus the current load.
 
     Oversubscribing cores slows llama.cpp 5-20x, so stay at or under what is free.
-    MAESTROMOTIF_LLM_THREADS overrides.
+    ``own_machine``: every core, whatever the load average says (the pipeline runs its stages one
+    after the other, so the load it sees is mostly its own previous stage's; measured: its
+    annotation then ran on 1 of 2 cores). MAESTROMOTIF_LLM_THREADS overrides both.
     """
     env = os.environ.get("MAESTROMOTIF_LLM_THREADS")
     if env:
@@ -64,6 +66,8 @@ def free_cores() -> int:
             raise ValueError(f"MAESTROMOTIF_LLM_THREADS: {value} < 1")
         return value
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if own_machine:
+        return cores
     try:
         load = os.getloadavg()[0]
     except OSError:
