@@ -56,8 +56,8 @@ def free_cores(*, own_machine: bool = False) -> int:
 
     Oversubscribing cores slows llama.cpp 5-20x, so stay at or under what is free.
     ``own_machine``: every core, whatever the load average says (the pipeline runs its stages one
-    after the other, so the load it sees is mostly its own previous stage's; measured: its
-    annotation then ran on 1 of 2 cores). MAESTROMOTIF_LLM_THREADS overrides both.
+    after the other, so part of the load it sees is its own previous stage's, and on 2 cores a load
+    of 1.5 already left llama.cpp one thread). MAESTROMOTIF_LLM_THREADS overrides both.
     """
     env = os.environ.get("MAESTROMOTIF_LLM_THREADS")
     if env:
