@@ -40,6 +40,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _pct(values: list[float], q: float) -> float | None:
+    """The q-th percentile of latencies in seconds, in ms (None when there are none)."""
+    return round(float(np.percentile(np.array(values), q)) * 1000, 2) if values else None
+
+
 def _request(n: int, seed: int) -> reward_pb2.ScoreRequest:
     rng = np.random.default_rng(seed)
     messages = np.zeros((n, 256), np.uint8)
@@ -106,9 +111,9 @@ def _run_level(address: str, clients: int, seconds: float, batch: int) -> dict[s
         "refused_fraction": round(total_refused / max(1, answered + total_refused), 4),
         "refused_per_s": round(total_refused / elapsed, 1),
         "transitions_per_s": round(answered * batch / elapsed, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)) * 1000, 2) if answered else None,
+        "p50_ms": _pct(list(lat), 50),
         "latency_samples": answered,
-        "p99_ms": round(float(np.percentile(lat, 99)) * 1000, 2) if answered else None,
+        "p99_ms": _pct(list(lat), 99),
         "errors": errors[:5],
     }
 

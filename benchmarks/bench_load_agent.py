@@ -36,9 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-import numpy as np
 
-from benchmarks.bench_load import _free_port
+from benchmarks.bench_load import _free_port, _pct
 from benchmarks.report import Run
 from maestromotif.kit.client import wait_for_serving
 from maestromotif.v1 import agent_pb2, agent_pb2_grpc, common_pb2
@@ -58,10 +57,6 @@ def _checkpoint(root: Path) -> Path:
     torch.set_num_threads(1)
     LearnerDriver(TrainingSettings(preset="small", device="cpu", batch_size=8 * 32), root, "exp").save({"env_steps": 0})
     return root / "exp"
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(np.array(values), q)) * 1000, 2) if values else None
 
 
 class _Probe:
