@@ -10,10 +10,12 @@ per-agent sampler) and one split (no double buffering on either side).
 Neither side writes checkpoints while it is measured.
 
 Ratio = our trained samples/s divided by SF2's. Ours: the learner's own counter
-(``GetStatus.samples_trained``) over a window that starts after the first update.
-SF2: its own counter (the runner's ``env_steps``, which its learner reports after each
-training step), read by an ``AlgoObserver`` at each training step over a window that also
-starts after the first update; the observer ends the run when the window is over.
+(``GetStatus.samples_trained``, polled every 0.1 s). SF2: its own counter (the runner's
+``env_steps``, which its learner reports after each training step), read by an
+``AlgoObserver`` at each training step; the observer ends the run when the window is over.
+On both sides the window opens on the second training step and closes on a training step, once
+it is at least ``BENCH_TRAINING_SECONDS`` long and holds at least ``BENCH_TRAINING_MIN_BATCHES``
+batches, so both count whole batches over the time they took.
 
 Where the time goes is printed for both sides, as seconds spent per second of wall time
 (so 2.0 = two processes busy all the time): ours from the services' Prometheus histograms
@@ -46,6 +48,11 @@ PROCESSES = int(os.environ.get("BENCH_TRAINING_PROCESSES", "2"))
 BATCH = int(os.environ.get("BENCH_TRAINING_BATCH", "1024"))
 SF2_SAMPLING = os.environ.get("BENCH_TRAINING_SF2_SAMPLING", "batched")
 GAMES_PER_PROCESS = max(1, ENVS // PROCESSES)
+# Each side's window runs from a training step to a training step (both counters move once per
+# batch), lasts at least SECONDS and holds at least MIN_BATCHES batches: with the paper network
+# on 2 cores a batch takes about 30 s, and a fixed-time window would count 1 batch or 2 by phase.
+MIN_BATCHES = int(os.environ.get("BENCH_TRAINING_MIN_BATCHES", "4"))
+POLL_S = 0.1
 
 
 def _make_sf2_env(full_env_name: str, cfg: Any, env_config: Any = None, render_mode: Any = None) -> Any:
@@ -146,6 +153,7 @@ def _sf2_child(preset: str, train_dir: str, seconds: float, out_path: str) -> No
         def __init__(self) -> None:
             self.points: list[tuple[float, int, int]] = []
             self.started = time.monotonic()
+            self.first_skipped = False
 
         def on_start(self, runner: Any) -> None:  # samplers and learner started: their profiles begin
             self.started = time.monotonic()
@@ -155,7 +163,12 @@ def _sf2_child(preset: str, train_dir: str, seconds: float, out_path: str) -> No
             if steps <= 0:
                 return
             self.points.append((time.monotonic(), steps, int(sum(runner.samples_collected))))
-            if self.points[-1][0] - self.points[0][0] >= seconds:
+            if len(self.points) == 1 and self.first_skipped is False:
+                self.first_skipped = True  # as ours: the window opens on the second training step
+                self.points.clear()
+                return
+            (t0, s0, _), (t1, s1, _) = self.points[0], self.points[-1]
+            if t1 - t0 >= seconds and s1 - s0 >= MIN_BATCHES * BATCH:
                 runner.cfg.train_for_env_steps = 0  # SF2 ends training after this iteration (its own check)
 
     cfg, runner = make_runner(cfg)
@@ -307,12 +320,21 @@ def ours_samples_per_second(preset: str, seconds: float, processes: int = PROCES
             wait_for_serving(f"127.0.0.1:{ports[name][0]}", timeout_s=180, alive=lambda p=procs[-1]: p.poll() is None)
         channel = make_channel(f"127.0.0.1:{ports['learner'][0]}", ClientOptions(deadline_s=10.0))
         stub = learner_pb2_grpc.LearnerStub(channel)
-        while stub.GetStatus(learner_pb2.GetStatusRequest()).samples_trained == 0:
-            time.sleep(0.5)
+        def next_update(after: int) -> tuple[Any, float]:
+            # the learner's counter moves once per trained batch: poll often, so that the window's
+            # ends fall on training steps, as SF2's observer sees them
+            while True:
+                status = stub.GetStatus(learner_pb2.GetStatusRequest())
+                if status.samples_trained > after:
+                    return status, time.perf_counter()
+                time.sleep(POLL_S)
+
+        first, _ = next_update(0)
+        s0, t0 = next_update(first.samples_trained)  # the window opens on the second training step
         m0 = {n: _metric_sums(ports[n][1]) for n in ("learner", "actors")}
-        s0, t0 = stub.GetStatus(learner_pb2.GetStatusRequest()), time.perf_counter()
-        time.sleep(seconds)
-        s1, t1 = stub.GetStatus(learner_pb2.GetStatusRequest()), time.perf_counter()
+        s1, t1 = s0, t0
+        while t1 - t0 < seconds or (s1.samples_trained - s0.samples_trained) < MIN_BATCHES * BATCH:
+            s1, t1 = next_update(s1.samples_trained)
         m1 = {n: _metric_sums(ports[n][1]) for n in ("learner", "actors")}
         channel.close()
     finally:
@@ -375,7 +397,7 @@ def main() -> None:
         sides["scaling"] = {"env_steps_per_s_1_process": round(env1, 1), "env_steps_per_s_2_processes": round(env2, 1)}
     run.write(
         ratios=ratios, sides=sides,
-        settings={"seconds": SECONDS, "presets": PRESETS, "games": ENVS, "processes": PROCESSES,
+        settings={"seconds": SECONDS, "min_batches": MIN_BATCHES, "presets": PRESETS, "games": ENVS, "processes": PROCESSES,
                   "games_per_process": GAMES_PER_PROCESS, "batch_size": BATCH, "device": "cpu",
                   "sf2_sampling": SF2_SAMPLING, "checkpoints_while_measuring": "none on either side"},
         workload=(f"{ENVS} NetHack games ({PROCESSES} processes x {GAMES_PER_PROCESS}, VecEnv + reference skill "
