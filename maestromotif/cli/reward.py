@@ -89,15 +89,28 @@ def _label_source(bundle_dir: Path) -> str:
 
 def reward_info(
     bundles: Annotated[Path, typer.Argument(help="Bundle root (as written by train-reward).")],
+    messages: Annotated[Path | None, typer.Option(
+        "--messages", help="A pair dataset: rank its distinct messages by each skill's model (no depth change) "
+        "and list the highest, marking those above the threshold (the ones the shaping rule rewards): "
+        "what a policy can earn its intrinsic return with.")] = None,
+    top: Annotated[int, typer.Option("--top", min=1, max=1000, help="How many messages per skill with --messages.")] = 10,
 ) -> None:
     """Validate a bundle root and print what each skill's bundle holds."""
+    from maestromotif.annotation.schema import DatasetError, read_pair_dataset
     from maestromotif.rewards.bundles import BundleError, load_bundle, read_manifest
+    from maestromotif.rewards.ranking import dataset_messages, rank_messages
 
+    try:
+        counts = dataset_messages(read_pair_dataset(messages)) if messages is not None else None
+    except DatasetError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from exc
     try:
         manifest = read_manifest(bundles)
         rows = {}
         for skill, entry in manifest["skills"].items():
-            meta = load_bundle(bundles / entry["path"]).meta
+            bundle = load_bundle(bundles / entry["path"])
+            meta = bundle.meta
             rows[skill] = {
                 "version": meta.version,
                 "trained": meta.trained,
@@ -108,6 +121,14 @@ def reward_info(
                 "val_accuracy": meta.metrics.get("val_accuracy"),
                 "label_source": _label_source(bundles / entry["path"]),
             }
+            if counts is not None:
+                ranked = rank_messages(bundle, counts)
+                rows[skill]["distinct_messages"] = len(ranked)
+                rows[skill]["rewarded_messages"] = sum(r.rewarded for r in ranked)
+                rows[skill]["top_messages"] = [
+                    {"score": round(r.score, 3), "rewarded": r.rewarded, "occurrences": r.occurrences, "text": r.text}
+                    for r in ranked[:top]
+                ]
     except BundleError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from exc

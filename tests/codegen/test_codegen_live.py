@@ -1,7 +1,7 @@
 """Policies written by the real embedded model, run inside the skill controller on real NetHack.
 
-``experiments/results/codegen/artifacts`` holds artifacts that the default embedded model wrote
-(``experiments/codegen_models.py``, and the training policy of a fresh clone's ``make run``), each
+``experiments/results/codegen/artifacts`` holds artifacts that the embedded models wrote (0.5B and
+1.5B: ``experiments/codegen_models.py``, and the training policy of a fresh clone's ``make run``), each
 with its transcript, model digest and validation report. The fast tests check that they are what
 they say and play a full NLE episode with the validated ones inside the actors' skill controller.
 The slow test generates live through the Codegen service with the embedded model.
@@ -26,7 +26,7 @@ MEASURED = Path(__file__).resolve().parents[2] / "experiments" / "results" / "co
 
 
 def test_measured_artifacts_came_from_the_real_model_and_invalid_ones_do_not_load() -> None:
-    """The artifacts of experiments/codegen_models.py: real 0.5B answers with their transcripts."""
+    """The artifacts of experiments/codegen_models.py: real 0.5B and 1.5B answers with their transcripts."""
     from maestromotif.codegen.artifacts import ArtifactError
 
     store = ArtifactStore(MEASURED)
@@ -48,7 +48,7 @@ def test_measured_artifacts_came_from_the_real_model_and_invalid_ones_do_not_loa
 
 
 def test_a_real_model_policy_plays_a_full_nle_episode_in_the_controller() -> None:
-    """A validated policy the real 0.5B wrote drives the actors' skill controller until the hero dies.
+    """Each validated policy a real model wrote drives the actors' skill controller until the hero dies.
 
     The hero only searches: random actions die within ~250 steps, before the first skill run (always
     the discoverer, SKILL_TURNS long) ends and the policy is asked; on dungeon 2 a searching hero

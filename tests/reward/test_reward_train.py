@@ -167,6 +167,33 @@ def test_cli_train_reward(trained, tmp_path) -> None:
     assert bad.exit_code == 2 and "unknown skill" in bad.output
     info = CliRunner().invoke(app, ["reward-info", str(out)])
     assert info.exit_code == 0 and '"descender"' in info.output
+    ranked = CliRunner().invoke(app, ["reward-info", str(out), "--messages", str(trained.pairs), "--top", "3"])
+    assert ranked.exit_code == 0, ranked.output
+    row = json.loads(ranked.output)["descender"]
+    scores = [m["score"] for m in row["top_messages"]]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert all(m["rewarded"] == (m["score"] > row["threshold"]) for m in row["top_messages"])
+    assert row["rewarded_messages"] <= row["distinct_messages"]
+    missing = CliRunner().invoke(app, ["reward-info", str(out), "--messages", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "nowhere" in missing.output
+
+
+def test_rank_messages_orders_by_normalised_score_and_marks_what_is_rewarded() -> None:
+    import collections
+
+    from maestromotif.rewards.bundles import random_bundle
+    from maestromotif.rewards.ranking import rank_messages
+
+    bundle = random_bundle("discoverer", seed=3)
+    counts = collections.Counter(["You find a hidden passage.", "", "", "It's a wall.", "You descend."])
+    ranked = rank_messages(bundle, counts, batch_size=2)  # batches smaller than the input
+    assert sorted(r.text for r in ranked) == sorted(counts)
+    assert [r.score for r in ranked] == sorted((r.score for r in ranked), reverse=True)
+    assert {r.text: r.occurrences for r in ranked}[""] == 2
+    assert all(r.rewarded == (r.score > bundle.meta.threshold) for r in ranked)
+    alone = rank_messages(bundle, ["It's a wall."])  # scores do not depend on the batch's other rows
+    assert alone[0].score == pytest.approx({r.text: r.score for r in ranked}["It's a wall."], abs=1e-5)
+    assert rank_messages(bundle, []) == []
 
 
 def test_two_rounds_train_together_and_report_their_label_sources(trained, tmp_path) -> None:
