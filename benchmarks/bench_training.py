@@ -320,6 +320,7 @@ def ours_samples_per_second(preset: str, seconds: float, processes: int = PROCES
             wait_for_serving(f"127.0.0.1:{ports[name][0]}", timeout_s=180, alive=lambda p=procs[-1]: p.poll() is None)
         channel = make_channel(f"127.0.0.1:{ports['learner'][0]}", ClientOptions(deadline_s=10.0))
         stub = learner_pb2_grpc.LearnerStub(channel)
+
         def next_update(after: int) -> tuple[Any, float]:
             # the learner's counter moves once per trained batch: poll often, so that the window's
             # ends fall on training steps, as SF2's observer sees them
