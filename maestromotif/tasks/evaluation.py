@@ -61,7 +61,11 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     z2 = z * z
     centre = (p + z2 / (2 * n)) / (1 + z2 / n)
     half = z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 and n successes the bound is exactly 0 or 1; rounding would leave e.g. 3e-18 at n = 100,
+    # which made the chart's error bar negative.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 def parse_paper_number(text: str) -> tuple[float | None, float | None]:
@@ -744,7 +748,8 @@ def plot_evaluation(result: TaskEvaluation, out: str | os.PathLike[str]) -> Path
                     vals.append(np.nan), lo.append(0.0), hi.append(0.0)
                 elif metric == "success":
                     v = 100 * c[kind]["rate"]
-                    vals.append(v), lo.append(v - 100 * c[kind]["ci_low"]), hi.append(100 * c[kind]["ci_high"] - v)
+                    lo.append(max(0.0, v - 100 * c[kind]["ci_low"]))
+                    vals.append(v), hi.append(max(0.0, 100 * c[kind]["ci_high"] - v))
                 else:
                     m, se = c[kind]["mean"], c[kind]["stderr"]
                     se = 0.0 if se is None or math.isnan(se) else se

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -40,6 +41,21 @@ def test_wilson_interval_edges() -> None:
         wilson_interval(3, 2)
     lo, hi = wilson_interval(7, 20)
     assert lo < 7 / 20 < hi
+    # Exact bounds at 0 and n successes for every n (rounding once gave 3.5e-18 at n = 64 and 100).
+    for n in range(1, 401):
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
+def test_chart_of_zero_successes_over_many_episodes(tmp_path: Path) -> None:
+    from maestromotif.tasks.evaluation import plot_evaluation
+
+    records = [_rec(t, c, i) for t in ("gnomish", "price") for c in ("trained", "untrained", "random")
+               for i in range(100)]
+    result = TaskEvaluation(checkpoint="exp/ckpt.pth", checkpoint_name="exp/ckpt.pth", policy_version=1,
+                            preset="small", policies="reference", seed=0, max_steps=100, untrained_seed=1,
+                            episodes=records)
+    png = plot_evaluation(result, tmp_path / "tasks.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_paper_numbers() -> None:
