@@ -118,4 +118,4 @@ def test_pipeline_end_to_end_and_resume(tmp_path: Path) -> None:
     assert "report:" in log and str(work / "report" / "report.md") in log
     # the services' and libraries' log lines went to files, not to the console
     assert (work / "logs" / "learner.log").stat().st_size > 0
-    assert '"level"' not in log and "WARNING" not in log
+    assert '"level"' not in log and "WARNING" not in log and "ResourceWarning" not in log

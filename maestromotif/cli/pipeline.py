@@ -130,6 +130,9 @@ def _route_logs(log_dir: Path) -> None:
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
+    # As in Python's own defaults: llama_cpp keeps two /dev/null files open for the whole process,
+    # and the ResourceWarning about them comes at exit, when it can only go to the console.
+    warnings.filterwarnings("ignore", category=ResourceWarning)
 
 
 def _exists(*paths: Path) -> Callable[[dict[str, Any]], bool]:
