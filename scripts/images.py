@@ -398,19 +398,23 @@ for _ in range(300):
         env.reset()
 print("SMOKE OK NetHack: 300 steps")
 """
+# Each LLM image runs its own service's default model (annotator: the 0.5B; codegen: the 1.5B).
 _LLM = """
 from llama_cpp import Llama
+from {module} import {constant} as model
 from maestromotif.llm.models import ensure_model_file
-path = ensure_model_file("0.5b")  # baked into the image; SHA-256 checked again here
+path = ensure_model_file(model)  # baked into the image; SHA-256 checked again here
 llm = Llama(str(path), n_ctx=256, n_threads=1, verbose=False)
 text = llm.create_completion("def add(a, b):", max_tokens=8, temperature=0.0)["choices"][0]["text"]
 assert text.strip(), "empty completion"
-print("SMOKE OK llama.cpp", repr(text))
+print("SMOKE OK llama.cpp", model, repr(text))
 """
 SMOKE: dict[str, str] = {
     "learner": _TORCH.format(cuda=False), "reward": _TORCH.format(cuda=False),
     "learner-cuda": _TORCH.format(cuda=True), "reward-cuda": _TORCH.format(cuda=True),
-    "actors": _NLE, "annotator": _LLM, "codegen": _LLM,
+    "actors": _NLE,
+    "annotator": _LLM.format(module="maestromotif.llm.models", constant="DEFAULT_MODEL"),
+    "codegen": _LLM.format(module="maestromotif.codegen.generate", constant="DEFAULT_CODEGEN_MODEL"),
 }
 
 

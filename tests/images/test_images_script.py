@@ -66,3 +66,13 @@ def test_actors_image_is_configured_for_the_agent_mode() -> None:
     for env in ("MAESTROMOTIF_AGENT_HOST=0.0.0.0", "MAESTROMOTIF_AGENT_PORT=50056",
                 "MAESTROMOTIF_AGENT_METRICS_PORT=9096"):
         assert env in actors
+
+
+
+def test_llm_smoke_runs_each_services_default_model() -> None:
+    """The LLM images' smoke check loads the model its service uses by default, so an image
+    missing the code model (codegen's 1.5B) fails `make images-test`."""
+    assert "from maestromotif.llm.models import DEFAULT_MODEL as model" in images.SMOKE["annotator"]
+    assert "from maestromotif.codegen.generate import DEFAULT_CODEGEN_MODEL as model" in images.SMOKE["codegen"]
+    for target in ("annotator", "codegen"):
+        assert "ensure_model_file(model)" in images.SMOKE[target]
