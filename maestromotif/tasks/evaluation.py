@@ -748,8 +748,9 @@ def plot_evaluation(result: TaskEvaluation, out: str | os.PathLike[str]) -> Path
                     vals.append(np.nan), lo.append(0.0), hi.append(0.0)
                 elif metric == "success":
                     v = 100 * c[kind]["rate"]
+                    vals.append(v)  # bars never below 0 (result files written before the exact bounds)
                     lo.append(max(0.0, v - 100 * c[kind]["ci_low"]))
-                    vals.append(v), hi.append(max(0.0, 100 * c[kind]["ci_high"] - v))
+                    hi.append(max(0.0, 100 * c[kind]["ci_high"] - v))
                 else:
                     m, se = c[kind]["mean"], c[kind]["stderr"]
                     se = 0.0 if se is None or math.isnan(se) else se

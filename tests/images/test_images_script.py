@@ -68,7 +68,6 @@ def test_actors_image_is_configured_for_the_agent_mode() -> None:
         assert env in actors
 
 
-
 def test_llm_smoke_runs_each_services_default_model() -> None:
     """The LLM images' smoke check loads the model its service uses by default, so an image
     missing the code model (codegen's 1.5B) fails `make images-test`."""
