@@ -20,6 +20,7 @@ from maestromotif.annotation.schema import PairDataset
 from maestromotif.rewards.bundles import Bundle
 from maestromotif.rewards.data import encode_messages
 from maestromotif.rewards.model import STAT_CHANGE_DIM
+from maestromotif.rewards.shaping import shape_rewards_np
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class RankedMessage:
     text: str
     occurrences: int  # in the pair dataset, both sides of every pair
     score: float  # (raw - mean) / std, with no depth change
-    rewarded: bool  # above the bundle's threshold: the shaping rule pays for it
+    rewarded: bool  # the shaping rule pays for it (above the bundle's threshold)
 
 
 def dataset_messages(pairs: PairDataset) -> collections.Counter[str]:
@@ -57,6 +58,9 @@ def rank_messages(bundle: Bundle, messages: collections.Counter[str] | Sequence[
             raw[start : start + len(chunk)] = bundle.model(chunk, stats).double().numpy()
     meta = bundle.meta
     scores = (raw - meta.mean) / meta.std
+    # Whether the shaping rule pays for it: asked of the rule itself (first sight of the message).
+    ones = np.ones(len(texts), np.float32)
+    shaped = shape_rewards_np(raw, meta.mean * ones, meta.std * ones, meta.threshold * ones, ones)
     order = np.argsort(-scores, kind="stable")
-    return [RankedMessage(texts[i], counts[texts[i]], float(scores[i]), bool(scores[i] > meta.threshold))
+    return [RankedMessage(texts[i], counts[texts[i]], float(scores[i]), bool(shaped[i] != 0.0))
             for i in order]
