@@ -364,19 +364,23 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
         try:
             # How long one whole generation takes on this machine, from a fresh process: the kills below
             # fall inside one (a fixed 0.05-1.5 s window let an idle machine finish before the kill).
-            svc.start()
-            channel = make_channel(svc.address, ClientOptions(deadline_s=120))
-            started = time.monotonic()
-            assert _compose(codegen_pb2_grpc.CodegenStub(channel), seed=100, samples=4).result().artifact.sha256
-            whole_s = time.monotonic() - started
-            channel.close()
-            svc.kill9()
+            # The shortest of two, the first also warming the OS's file cache as the rounds find it.
+            durations = []
+            for seed in (100, 101):
+                svc.start()
+                channel = make_channel(svc.address, ClientOptions(deadline_s=120))
+                started = time.monotonic()
+                assert _compose(codegen_pb2_grpc.CodegenStub(channel), seed=seed, samples=4).result().artifact.sha256
+                durations.append(time.monotonic() - started)
+                channel.close()
+                svc.kill9()
+            whole_s = min(durations)
             for round_ in range(3):
                 svc.start()
                 channel = make_channel(svc.address, ClientOptions(deadline_s=120))
                 future = _compose(codegen_pb2_grpc.CodegenStub(channel), seed=round_, samples=4)
                 # A random moment: while the LLM is asked, while a validation child runs, or while storing.
-                wait_s = rng.uniform(0.05, 0.8) * whole_s
+                wait_s = rng.uniform(0.05, 0.6) * whole_s
                 children: list[psutil.Process] = []
                 deadline = time.monotonic() + wait_s
                 while time.monotonic() < deadline and not future.done():
@@ -408,8 +412,8 @@ def test_codegen_kill9_during_generation_leaves_no_half_written_artifact(tmp_pat
             svc.stop()
     artifacts, temps = _check_store(store_dir)
     assert artifacts >= 1
-    print(json.dumps({"fault": "codegen kill -9", "whole_generation_s": round(whole_s, 2), "kill_after_s": moments, "client_saw": codes,
-                      "artifacts": artifacts, "corrupt": 0, "temp_files_left": temps,
+    print(json.dumps({"fault": "codegen kill -9", "whole_generation_s": round(whole_s, 2), "kill_after_s": moments,
+                      "client_saw": codes, "artifacts": artifacts, "corrupt": 0, "temp_files_left": temps,
                       "validation_children_seen": seen_children, "validation_children_at_kill": children_at_kill,
                       "children_alive_right_after_kill": len(leaked)}))
 
